@@ -1,0 +1,357 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/threadline/threadline/shared/chat"
+)
+
+var _ chat.ThreadStore = (*Store)(nil)
+
+// Item keys. A thread's items share its partition: META, P#<user>, M#<seq>.
+const (
+	skThread = "META"
+	prefixT  = "T#"
+	prefixP  = "P#"
+	prefixM  = "M#"
+	prefixU  = "U#"
+)
+
+func threadPK(id string) string { return prefixT + id }
+func msgSK(seq int64) string    { return fmt.Sprintf("%s%012d", prefixM, seq) }
+
+// threadItem is a thread's META item. Times are epoch milliseconds; short
+// attribute names keep the items (and so the write units) small.
+type threadItem struct {
+	PK            string            `dynamodbav:"pk"`
+	SK            string            `dynamodbav:"sk"`
+	Topic         string            `dynamodbav:"topic"`
+	CreatedBy     string            `dynamodbav:"cby"`
+	CreatedOn     int64             `dynamodbav:"con"`
+	DeletedOn     int64             `dynamodbav:"del,omitempty"`
+	Metadata      map[string]string `dynamodbav:"md,omitempty"`
+	RetKind       string            `dynamodbav:"rk,omitempty"`
+	RetDays       int               `dynamodbav:"rd,omitempty"`
+	LastMessageAt int64             `dynamodbav:"lma"`
+	Seq           int64             `dynamodbav:"seq"`
+	Rev           int64             `dynamodbav:"rev"`
+}
+
+func (it threadItem) thread() chat.Thread {
+	return chat.Thread{
+		ID: strings.TrimPrefix(it.PK, prefixT), Topic: it.Topic, CreatedBy: it.CreatedBy, CreatedOn: ms(it.CreatedOn),
+		DeletedOn: ms(it.DeletedOn), Metadata: it.Metadata, Retention: chat.Retention{Kind: it.RetKind, Days: it.RetDays},
+		LastMessageAt: ms(it.LastMessageAt), Seq: it.Seq, Rev: it.Rev,
+	}
+}
+
+// participantItem is a P#<user> item; gsi1pk/gsi1sk put it in the user's
+// ByUser index, which lists a user's threads.
+type participantItem struct {
+	PK               string            `dynamodbav:"pk"`
+	SK               string            `dynamodbav:"sk"`
+	GSI1PK           string            `dynamodbav:"gsi1pk"`
+	GSI1SK           string            `dynamodbav:"gsi1sk"`
+	DisplayName      string            `dynamodbav:"dn,omitempty"`
+	ShareHistoryTime int64             `dynamodbav:"sht,omitempty"`
+	Metadata         map[string]string `dynamodbav:"md,omitempty"`
+	JoinedOn         int64             `dynamodbav:"jn"`
+	RemovedOn        int64             `dynamodbav:"rmv,omitempty"`
+}
+
+func newParticipantItem(threadID string, p chat.Participant) participantItem {
+	return participantItem{
+		PK: threadPK(threadID), SK: prefixP + p.UserID, GSI1PK: prefixU + p.UserID, GSI1SK: threadPK(threadID),
+		DisplayName: p.DisplayName, ShareHistoryTime: toMS(p.ShareHistoryTime), Metadata: p.Metadata,
+		JoinedOn: toMS(p.JoinedOn), RemovedOn: toMS(p.RemovedOn),
+	}
+}
+
+func (it participantItem) participant() chat.Participant {
+	return chat.Participant{
+		UserID: strings.TrimPrefix(it.SK, prefixP), DisplayName: it.DisplayName, ShareHistoryTime: ms(it.ShareHistoryTime),
+		Metadata: it.Metadata, JoinedOn: ms(it.JoinedOn), RemovedOn: ms(it.RemovedOn),
+	}
+}
+
+// partRef is a participant inside a system message.
+type partRef struct {
+	UserID           string            `dynamodbav:"u"`
+	DisplayName      string            `dynamodbav:"dn,omitempty"`
+	ShareHistoryTime int64             `dynamodbav:"sht,omitempty"`
+	Metadata         map[string]string `dynamodbav:"md,omitempty"`
+}
+
+// messageItem is an M#<seq> item.
+type messageItem struct {
+	PK                string            `dynamodbav:"pk"`
+	SK                string            `dynamodbav:"sk"`
+	Seq               int64             `dynamodbav:"seq"`
+	Type              string            `dynamodbav:"typ"`
+	SenderID          string            `dynamodbav:"snd,omitempty"`
+	SenderDisplayName string            `dynamodbav:"sdn,omitempty"`
+	Body              string            `dynamodbav:"body,omitempty"`
+	Topic             string            `dynamodbav:"tpc,omitempty"`
+	Participants      []partRef         `dynamodbav:"parts,omitempty"`
+	InitiatorID       string            `dynamodbav:"ini,omitempty"`
+	CreatedOn         int64             `dynamodbav:"con"`
+	EditedOn          int64             `dynamodbav:"edt,omitempty"`
+	DeletedOn         int64             `dynamodbav:"dlt,omitempty"`
+	Version           int64             `dynamodbav:"ver"`
+	Metadata          map[string]string `dynamodbav:"md,omitempty"`
+}
+
+func newMessageItem(threadID string, m chat.Message) messageItem {
+	it := messageItem{
+		PK: threadPK(threadID), SK: msgSK(m.Seq), Seq: m.Seq, Type: m.Type, SenderID: m.SenderID,
+		SenderDisplayName: m.SenderDisplayName, Body: m.Body, Topic: m.Topic, InitiatorID: m.InitiatorID,
+		CreatedOn: toMS(m.CreatedOn), EditedOn: toMS(m.EditedOn), DeletedOn: toMS(m.DeletedOn), Version: m.Version, Metadata: m.Metadata,
+	}
+	for _, p := range m.Participants {
+		it.Participants = append(it.Participants, partRef{UserID: p.UserID, DisplayName: p.DisplayName, ShareHistoryTime: toMS(p.ShareHistoryTime), Metadata: p.Metadata})
+	}
+	return it
+}
+
+func (it messageItem) message() chat.Message {
+	m := chat.Message{
+		Seq: it.Seq, Type: it.Type, SenderID: it.SenderID, SenderDisplayName: it.SenderDisplayName, Body: it.Body,
+		Topic: it.Topic, InitiatorID: it.InitiatorID, CreatedOn: ms(it.CreatedOn), EditedOn: ms(it.EditedOn),
+		DeletedOn: ms(it.DeletedOn), Version: it.Version, Metadata: it.Metadata,
+	}
+	for _, p := range it.Participants {
+		m.Participants = append(m.Participants, chat.Participant{UserID: p.UserID, DisplayName: p.DisplayName, ShareHistoryTime: ms(p.ShareHistoryTime), Metadata: p.Metadata})
+	}
+	return m
+}
+
+func putRequest(v any) (types.WriteRequest, error) {
+	item, err := attributevalue.MarshalMap(v)
+	if err != nil {
+		return types.WriteRequest{}, fmt.Errorf("marshal item: %w", err)
+	}
+	return types.WriteRequest{PutRequest: &types.PutRequest{Item: item}}, nil
+}
+
+// CreateThread writes participants and system messages first and the META
+// item last. Readers treat a thread without META as nonexistent, so a crash
+// part-way leaves nothing visible, and a retry rewrites the same items.
+func (s *Store) CreateThread(ctx context.Context, d chat.ThreadDraft) error {
+	var reqs []types.WriteRequest
+	for _, p := range d.Participants {
+		r, err := putRequest(newParticipantItem(d.Thread.ID, p))
+		if err != nil {
+			return err
+		}
+		reqs = append(reqs, r)
+	}
+	for _, m := range d.Messages {
+		r, err := putRequest(newMessageItem(d.Thread.ID, m))
+		if err != nil {
+			return err
+		}
+		reqs = append(reqs, r)
+	}
+	if err := s.batchWrite(ctx, reqs); err != nil {
+		return err
+	}
+	t := d.Thread
+	meta, err := attributevalue.MarshalMap(threadItem{
+		PK: threadPK(t.ID), SK: skThread, Topic: t.Topic, CreatedBy: t.CreatedBy, CreatedOn: toMS(t.CreatedOn),
+		Metadata: t.Metadata, RetKind: t.Retention.Kind, RetDays: t.Retention.Days,
+		LastMessageAt: toMS(t.LastMessageAt), Seq: t.Seq, Rev: t.Rev,
+	})
+	if err != nil {
+		return fmt.Errorf("marshal thread: %w", err)
+	}
+	_, err = s.DB.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &s.Table, Item: meta, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	if conditionFailed(err) {
+		return nil // committed by an earlier attempt of the same request
+	}
+	if err != nil {
+		return fail("PutItem", err)
+	}
+	return nil
+}
+
+// ThreadView reads the thread and the user's participant item in one
+// strongly consistent call: authorization must see the latest membership.
+func (s *Store) ThreadView(ctx context.Context, threadID, userID string) (chat.View, error) {
+	items, err := s.batchGet(ctx, []map[string]types.AttributeValue{
+		key(threadPK(threadID), skThread), key(threadPK(threadID), prefixP+userID),
+	}, true, nil, nil)
+	if err != nil {
+		return chat.View{}, err
+	}
+	var v chat.View
+	for _, it := range items {
+		switch sk := str(it, attrSK); {
+		case sk == skThread:
+			var ti threadItem
+			if err := attributevalue.UnmarshalMap(it, &ti); err != nil {
+				return chat.View{}, fmt.Errorf("unmarshal thread: %w", err)
+			}
+			t := ti.thread()
+			v.Thread = &t
+		case strings.HasPrefix(sk, prefixP):
+			var pi participantItem
+			if err := attributevalue.UnmarshalMap(it, &pi); err != nil {
+				return chat.View{}, fmt.Errorf("unmarshal participant: %w", err)
+			}
+			p := pi.participant()
+			v.Participant = &p
+		}
+	}
+	return v, nil
+}
+
+// UpdateThread applies a property change. With a system message, the META
+// update and the message commit in one transaction conditioned on the
+// revision and sequence id read by the caller; otherwise one conditional
+// update is enough (and costs half).
+func (s *Store) UpdateThread(ctx context.Context, c chat.ThreadChange) error {
+	upd := expression.Set(expression.Name("topic"), expression.Value(c.Topic)).
+		Set(expression.Name("rev"), expression.Value(c.ExpectRev+1))
+	if len(c.Metadata) > 0 {
+		upd = upd.Set(expression.Name("md"), expression.Value(c.Metadata))
+	} else {
+		upd = upd.Remove(expression.Name("md"))
+	}
+	if c.Retention.Kind != "" {
+		upd = upd.Set(expression.Name("rk"), expression.Value(c.Retention.Kind)).Set(expression.Name("rd"), expression.Value(c.Retention.Days))
+	} else {
+		upd = upd.Remove(expression.Name("rk")).Remove(expression.Name("rd"))
+	}
+	cond := expression.Name("rev").Equal(expression.Value(c.ExpectRev)).
+		And(expression.AttributeNotExists(expression.Name("del")))
+	if c.Message != nil {
+		upd = upd.Set(expression.Name("seq"), expression.Value(c.Message.Seq)).
+			Set(expression.Name("lma"), expression.Value(toMS(c.At)))
+		cond = cond.And(expression.Name("seq").Equal(expression.Value(c.ExpectSeq)))
+	}
+	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
+	if err != nil {
+		return fmt.Errorf("build update: %w", err)
+	}
+	if c.Message == nil {
+		_, err = s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: &s.Table, Key: key(threadPK(c.ThreadID), skThread),
+			UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
+			ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+		})
+		if conditionFailed(err) {
+			return chat.ErrRaced
+		}
+		if err != nil {
+			return fail("UpdateItem", err)
+		}
+		return nil
+	}
+	msg, err := attributevalue.MarshalMap(newMessageItem(c.ThreadID, *c.Message))
+	if err != nil {
+		return fmt.Errorf("marshal message: %w", err)
+	}
+	_, err = s.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{
+			TableName: &s.Table, Key: key(threadPK(c.ThreadID), skThread),
+			UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
+			ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+		}},
+		{Put: &types.Put{TableName: &s.Table, Item: msg, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+	}})
+	if canceledByCondition(err) {
+		return chat.ErrRaced
+	}
+	if err != nil {
+		return fail("TransactWriteItems", err)
+	}
+	return nil
+}
+
+func canceledByCondition(err error) bool {
+	var tce *types.TransactionCanceledException
+	if !asErr(err, &tce) {
+		return false
+	}
+	for _, r := range tce.CancellationReasons {
+		if aws.ToString(r.Code) == "ConditionalCheckFailed" {
+			return true
+		}
+	}
+	return false
+}
+
+// MarkThreadDeleted sets the deletion time once; a second delete is a no-op.
+func (s *Store) MarkThreadDeleted(ctx context.Context, threadID string, at time.Time) error {
+	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.Table, Key: key(threadPK(threadID), skThread),
+		UpdateExpression:          aws.String("SET del = :at"),
+		ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(del)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":at": &types.AttributeValueMemberN{Value: fmt.Sprint(toMS(at))}},
+	})
+	if conditionFailed(err) {
+		return nil
+	}
+	if err != nil {
+		return fail("UpdateItem", err)
+	}
+	return nil
+}
+
+// Memberships lists the threads a user is or was in, from the ByUser index.
+func (s *Store) Memberships(ctx context.Context, userID string) ([]chat.Membership, error) {
+	var out []chat.Membership
+	p := dynamodb.NewQueryPaginator(s.DB, &dynamodb.QueryInput{
+		TableName: &s.Table, IndexName: aws.String(IndexByUser),
+		KeyConditionExpression:    aws.String("gsi1pk = :u"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":u": &types.AttributeValueMemberS{Value: prefixU + userID}},
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fail("Query", err)
+		}
+		for _, it := range page.Items {
+			var pi participantItem
+			if err := attributevalue.UnmarshalMap(it, &pi); err != nil {
+				return nil, fmt.Errorf("unmarshal membership: %w", err)
+			}
+			out = append(out, chat.Membership{ThreadID: strings.TrimPrefix(pi.PK, prefixT), RemovedOn: ms(pi.RemovedOn)})
+		}
+	}
+	return out, nil
+}
+
+// Threads reads the META items of the given threads; ids without one (never
+// committed) are absent from the result.
+func (s *Store) Threads(ctx context.Context, ids []string) (map[string]chat.Thread, error) {
+	keys := make([]map[string]types.AttributeValue, len(ids))
+	for i, id := range ids {
+		keys[i] = key(threadPK(id), skThread)
+	}
+	items, err := s.batchGet(ctx, keys, false, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]chat.Thread, len(items))
+	for _, it := range items {
+		var ti threadItem
+		if err := attributevalue.UnmarshalMap(it, &ti); err != nil {
+			return nil, fmt.Errorf("unmarshal thread: %w", err)
+		}
+		t := ti.thread()
+		out[t.ID] = t
+	}
+	return out, nil
+}
