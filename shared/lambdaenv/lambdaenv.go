@@ -1,0 +1,48 @@
+// Package lambdaenv is what every function's main needs at cold start: its
+// configuration from the environment, its logger, and AWS clients built once.
+// A missing setting stops the function at init with a message that names it,
+// before any request is served.
+package lambdaenv
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/threadline/threadline/shared/obs"
+	"github.com/threadline/threadline/shared/store"
+)
+
+// Require returns an environment variable or exits: template.yaml sets every
+// variable a function reads, so a missing one is a deployment mistake.
+func Require(name string) string {
+	v := os.Getenv(name)
+	if v == "" {
+		fmt.Fprintf(os.Stderr, `{"level":"ERROR","msg":"missing environment variable","name":%q}`+"\n", name)
+		os.Exit(1)
+	}
+	return v
+}
+
+// Logger is the function's JSON logger.
+func Logger(function string) *slog.Logger { return obs.NewLogger(os.Stdout, function) }
+
+// AWS loads the SDK configuration from the Lambda environment.
+func AWS(ctx context.Context) aws.Config {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, `{"level":"ERROR","msg":"load AWS config","error":%q}`+"\n", err.Error())
+		os.Exit(1)
+	}
+	return cfg
+}
+
+// Store is the chat table named by TABLE_NAME.
+func Store(cfg aws.Config) *store.Store {
+	return &store.Store{DB: dynamodb.NewFromConfig(cfg), Table: Require("TABLE_NAME")}
+}
