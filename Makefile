@@ -1,0 +1,55 @@
+# Threadline. `make run` starts the local stack; `make test` runs every test.
+# SAM builds each function with `make build-<LogicalId>` (BuildMethod: makefile).
+
+SHELL := bash
+.DEFAULT_GOAL := help
+
+GO_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -trimpath -ldflags='-s -w'
+
+# Each function's logical id in template.yaml -> its folder under functions/.
+# A test checks this list against template.yaml, functions/ and the local stack.
+CreateIdentityFunction := create-identity
+DeleteIdentityFunction := delete-identity
+IssueTokenFunction     := issue-token
+RevokeTokensFunction   := revoke-tokens
+ChatAuthorizerFunction := chat-authorizer
+CreateThreadFunction   := create-thread
+GetThreadFunction      := get-thread
+ListThreadsFunction    := list-threads
+UpdateThreadFunction   := update-thread
+DeleteThreadFunction   := delete-thread
+
+FUNCTIONS := CreateIdentityFunction DeleteIdentityFunction IssueTokenFunction RevokeTokensFunction \
+	ChatAuthorizerFunction CreateThreadFunction GetThreadFunction ListThreadsFunction \
+	UpdateThreadFunction DeleteThreadFunction
+
+.PHONY: help run test deps lint build clean
+
+help: ## list the targets
+	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+run: deps ## start the whole local stack (Ctrl-C stops it; data stays in .local/)
+	go run ./local/cmd/threadline-local
+
+test: deps lint ## run every test: unit, DynamoDB Local integration, HTTPS end to end, ACS SDK suite
+	go test -count=1 ./...
+
+deps: ## install what is missing: Java 17, DynamoDB Local, npm packages, Go modules
+	@./local/scripts/deps.sh
+
+lint: ## gofmt, go vet and cfn-lint on template.yaml
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.local/*')); \
+		if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	go vet ./...
+	@./local/scripts/cfn-lint.sh
+
+build: ## build every function's bootstrap into .aws-sam/build/<LogicalId>/
+	@for f in $(FUNCTIONS); do $(MAKE) --no-print-directory build-$$f ARTIFACTS_DIR=.aws-sam/build/$$f || exit 1; done
+
+build-%: ## (used by sam build) build one function: make build-CreateThreadFunction ARTIFACTS_DIR=dir
+	$(if $($*),,$(error no functions/ folder is mapped to logical id '$*' in the Makefile))
+	$(if $(ARTIFACTS_DIR),,$(error ARTIFACTS_DIR is not set; sam build sets it, or pass ARTIFACTS_DIR=<dir>))
+	$(GO_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$($*)
+
+clean: ## remove build output (keeps .local data)
+	rm -rf .aws-sam

@@ -1,0 +1,19 @@
+// Command revoke-tokens is the Lambda behind POST /identities/{id}/:revokeAccessTokens (Identity API, HMAC-signed).
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/threadline/threadline/shared/apigw"
+	"github.com/threadline/threadline/shared/lambdaenv"
+	"github.com/threadline/threadline/shared/secrets"
+)
+
+func main() {
+	ctx := context.Background()
+	cfg := lambdaenv.AWS(ctx)
+	api := secrets.IdentityAPI(ctx, cfg, lambdaenv.Store(cfg), lambdaenv.Require("RESOURCE_ID"))
+	lambda.Start(apigw.HTTP("RevokeTokens", lambdaenv.Logger("revoke-tokens"), api.RevokeTokens))
+}
