@@ -79,14 +79,14 @@ func ResolveUser(id Identifier) (rawID string, ok bool, reason string) {
 	}
 	switch {
 	case nested > 1:
-		return "", false, "an identifier may carry only one of communicationUser, phoneNumber, microsoftTeamsUser, microsoftTeamsApp"
+		return id.RawID, false, "an identifier may carry only one of communicationUser, phoneNumber, microsoftTeamsUser, microsoftTeamsApp"
 	case id.CommunicationUser != nil:
 		u := id.CommunicationUser.ID
 		if u == "" {
 			return "", false, "communicationUser.id is empty"
 		}
 		if id.RawID != "" && id.RawID != u {
-			return "", false, "rawId and communicationUser.id name different users"
+			return id.RawID, false, "rawId and communicationUser.id name different users"
 		}
 		return u, true, ""
 	case nested == 1:

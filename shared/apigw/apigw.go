@@ -96,6 +96,8 @@ func bodyError(err error) error {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
 	switch {
+	case asErr(err, &te) && te.Field == "":
+		return fault.Invalid("InvalidRequestBody", "body", "The request body must be a JSON %s, not %s.", jsonKind(te.Type.Kind().String()), te.Value)
 	case asErr(err, &te):
 		return fault.Invalid("InvalidRequestBody", te.Field, "The field %q must be a JSON %s, not %s.", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
 	case asErr(err, &se):
@@ -115,6 +117,8 @@ func jsonKind(goKind string) string {
 		return "object"
 	case "bool":
 		return "boolean"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "integer"
 	default:
 		return "number"
 	}

@@ -2,6 +2,7 @@ package apigw
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -55,10 +56,7 @@ func errorResponse(err error, requestID string) events.APIGatewayV2HTTPResponse 
 	status, body, fe := ErrorBody(err, requestID)
 	resp := render(JSON(status, body))
 	if fe.RetryAfter > 0 {
-		secs := int(fe.RetryAfter.Seconds())
-		if secs < 1 {
-			secs = 1
-		}
+		secs := int(math.Ceil(fe.RetryAfter.Seconds())) // never tell a client to come back early
 		resp.Headers["Retry-After"] = strconv.Itoa(secs)
 	}
 	if status == http.StatusUnauthorized {

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
@@ -23,13 +24,17 @@ func checkTopic(topic string) error {
 }
 
 // MetadataSize is the size a metadata map counts against MaxMetadataBytes:
-// its compact JSON encoding.
+// its compact JSON encoding, without HTML escaping (json.Marshal would count
+// each '&', '<' and '>' as six bytes the client never sent).
 func MetadataSize(m map[string]string) int {
 	if len(m) == 0 {
 		return 0
 	}
-	b, _ := json.Marshal(m)
-	return len(b)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(m)
+	return b.Len() - 1 // the encoder's trailing newline
 }
 
 func checkMetadata(target string, m map[string]string) error {

@@ -135,24 +135,77 @@ func formEncode(s string) string {
 	return b.String()
 }
 
-// lenientDecode percent-decodes like the WHATWG parser: '+' is a space and an
-// invalid escape stays literal.
+// lenientDecode percent-decodes like the WHATWG parser: '+' is a space, an
+// invalid escape stays literal, and bytes that are not UTF-8 become U+FFFD
+// the way the WHATWG decoder does it (one per maximal invalid subpart).
 func lenientDecode(s string) string {
 	s = strings.ReplaceAll(s, "+", " ")
-	var b strings.Builder
+	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
 			i += 2
 			continue
 		}
-		b.WriteByte(s[i])
+		b = append(b, s[i])
 	}
-	out := b.String()
-	if !utf8.ValidString(out) {
-		out = strings.ToValidUTF8(out, "\uFFFD")
+	if utf8.Valid(b) {
+		return string(b)
 	}
-	return out
+	return decodeUTF8(b)
+}
+
+// decodeUTF8 is the Encoding Standard's UTF-8 decoder: an invalid byte, or a
+// valid prefix cut short, is one U+FFFD, and the byte that broke a sequence
+// is decoded again on its own.
+func decodeUTF8(b []byte) string {
+	var out strings.Builder
+	for i := 0; i < len(b); {
+		c := b[i]
+		need, lower, upper := 0, byte(0x80), byte(0xBF)
+		switch {
+		case c < 0x80:
+			out.WriteByte(c)
+			i++
+			continue
+		case c >= 0xC2 && c <= 0xDF:
+			need = 1
+		case c >= 0xE0 && c <= 0xEF:
+			need = 2
+			if c == 0xE0 {
+				lower = 0xA0
+			} else if c == 0xED {
+				upper = 0x9F
+			}
+		case c >= 0xF0 && c <= 0xF4:
+			need = 3
+			if c == 0xF0 {
+				lower = 0x90
+			} else if c == 0xF4 {
+				upper = 0x8F
+			}
+		default:
+			out.WriteString("\uFFFD")
+			i++
+			continue
+		}
+		j := i + 1
+		for k := 0; k < need; k++ {
+			if j >= len(b) || b[j] < lower || b[j] > upper {
+				break
+			}
+			lower, upper = 0x80, 0xBF
+			j++
+		}
+		if j-i != need+1 {
+			out.WriteString("\uFFFD")
+			i = j // the offending byte, if any, starts the next round
+			continue
+		}
+		out.Write(b[i:j])
+		i = j
+	}
+	return out.String()
 }
 
 func isHex(c byte) bool {
