@@ -75,11 +75,11 @@ func TestChatBadInput(t *testing.T) {
 		return acsclient.Request{Method: http.MethodPost, Path: "/chat/threads?api-version=2025-03-15", Body: body}
 	}
 	cases := []struct {
-		name          string
-		token         string
-		req           acsclient.Request
-		status        int
-		code, inner   string
+		name        string
+		token       string
+		req         acsclient.Request
+		status      int
+		code, inner string
 	}{
 		{"missing api-version", alice.Token, acsclient.Request{Method: http.MethodGet, Path: "/chat/threads"}, 400, "MissingApiVersion", ""},
 		{"unsupported api-version", alice.Token, acsclient.Request{Method: http.MethodGet, Path: "/chat/threads?api-version=2020-01-01"}, 400, "UnsupportedApiVersion", ""},
