@@ -118,3 +118,73 @@ type CreateIdentityResult struct {
 	Identity    IdentityRef  `json:"identity"`
 	AccessToken *AccessToken `json:"accessToken,omitempty"`
 }
+
+// SendChatMessageRequest is the body of POST …/messages.
+type SendChatMessageRequest struct {
+	Content           *string           `json:"content"`
+	SenderDisplayName string            `json:"senderDisplayName"`
+	Type              string            `json:"type"`
+	Metadata          map[string]string `json:"metadata"`
+}
+
+// SendChatMessageResult is the 201 body of POST …/messages.
+type SendChatMessageResult struct {
+	ID string `json:"id"`
+}
+
+// UpdateChatMessageRequest is the merge-patch body of PATCH …/messages/{id}.
+type UpdateChatMessageRequest struct {
+	Content  json.RawMessage `json:"content"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+// ChatMessageContent is a message's content; which fields are set depends on
+// the message type.
+type ChatMessageContent struct {
+	Message      string            `json:"message,omitempty"`
+	Topic        string            `json:"topic,omitempty"`
+	Participants []ChatParticipant `json:"participants,omitempty"`
+	Initiator    *Identifier       `json:"initiatorCommunicationIdentifier,omitempty"`
+}
+
+// ChatMessage is a message in its latest state.
+type ChatMessage struct {
+	ID                string              `json:"id"`
+	Type              string              `json:"type"`
+	SequenceID        string              `json:"sequenceId"`
+	Version           string              `json:"version"`
+	Content           *ChatMessageContent `json:"content,omitempty"`
+	SenderDisplayName string              `json:"senderDisplayName,omitempty"`
+	CreatedOn         Time                `json:"createdOn"`
+	Sender            *Identifier         `json:"senderCommunicationIdentifier,omitempty"`
+	DeletedOn         *Time               `json:"deletedOn,omitempty"`
+	EditedOn          *Time               `json:"editedOn,omitempty"`
+	Metadata          map[string]string   `json:"metadata,omitempty"`
+}
+
+// AddChatParticipantsRequest is the body of POST …/participants/:add.
+type AddChatParticipantsRequest struct {
+	Participants []ChatParticipant `json:"participants"`
+}
+
+// AddChatParticipantsResult is the 201 body of POST …/participants/:add.
+type AddChatParticipantsResult struct {
+	InvalidParticipants []CommunicationError `json:"invalidParticipants,omitempty"`
+}
+
+// SendReadReceiptRequest is the body of POST …/readReceipts.
+type SendReadReceiptRequest struct {
+	ChatMessageID *string `json:"chatMessageId"`
+}
+
+// ChatMessageReadReceipt is one entry of GET …/readReceipts.
+type ChatMessageReadReceipt struct {
+	Sender        Identifier `json:"senderCommunicationIdentifier"`
+	ChatMessageID string     `json:"chatMessageId"`
+	ReadOn        Time       `json:"readOn"`
+}
+
+// SendTypingNotificationRequest is the optional body of POST …/typing.
+type SendTypingNotificationRequest struct {
+	SenderDisplayName string `json:"senderDisplayName"`
+}

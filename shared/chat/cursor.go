@@ -45,3 +45,26 @@ func decodeThreadCursor(s string) (threadCursor, error) {
 	}
 	return threadCursor{Snapshot: snap, Activity: act, ID: parts[3]}, nil
 }
+
+// A message cursor is the last sequence id a page returned: the next page
+// holds only older messages, so newer arrivals never shift it.
+func encodeSeqCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("m1|%d", seq)))
+}
+
+func decodeSeqCursor(s string) (int64, error) {
+	bad := fault.Invalid("InvalidContinuationToken", "syncState", "The continuation token is not one this service issued; start the listing again without it.")
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return 0, bad
+	}
+	v, ok := strings.CutPrefix(string(raw), "m1|")
+	if !ok {
+		return 0, bad
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, bad
+	}
+	return n, nil
+}

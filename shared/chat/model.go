@@ -17,11 +17,14 @@ import (
 // silent, as Threadline documents them in docs/api.md.
 const (
 	MaxTopicRunes            = 250 // ACS does not document one; ours
+	MaxMessageBytes          = 28 * 1024
+	MaxDisplayNameRunes      = 256 // ACS does not document one; ours
 	MaxParticipantsPerCall   = 200
 	MaxParticipantsPerThread = 250
 	MaxMetadataBytes         = 1024 // the whole map, JSON-encoded
 	MaxPageSize              = 200
-	DefaultPageSize          = 20
+	DefaultPageSize          = 20  // threads and messages
+	DefaultRosterPageSize    = 100 // participants and read receipts: a thread has at most 250
 	MinRetentionDays         = 30
 	MaxRetentionDays         = 90
 	// RequestRecordTTL is how long a repeatability-request-id is remembered.
@@ -61,6 +64,7 @@ type Thread struct {
 	LastMessageAt time.Time // the newest message, system messages included
 	Seq           int64     // the last sequence id handed out
 	Rev           int64     // bumped by every property change, for optimistic updates
+	Members       int       // current participants, kept with the thread to enforce the limit
 }
 
 // DeletedAt is when the thread stopped existing as seen at now: its explicit
@@ -94,10 +98,21 @@ type Participant struct {
 	Metadata         map[string]string
 	JoinedOn         time.Time
 	RemovedOn        time.Time // zero while a member
+	RemovedSeq       int64     // the sequence id of the participantRemoved message
 }
 
 // Current reports whether the participant is still a member.
 func (p Participant) Current() bool { return p.RemovedOn.IsZero() }
+
+// Sees reports whether the participant may see message m: nothing from
+// before its share-history time, and after a removal nothing newer than the
+// removal itself.
+func (p Participant) Sees(m Message) bool {
+	if !p.ShareHistoryTime.IsZero() && m.CreatedOn.Before(p.ShareHistoryTime) {
+		return false
+	}
+	return p.Current() || m.Seq <= p.RemovedSeq
+}
 
 // Message is a user or system message in its latest state.
 type Message struct {

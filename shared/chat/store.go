@@ -71,3 +71,85 @@ type RequestLog interface {
 	// Complete marks the record done with its result.
 	Complete(ctx context.Context, key string, result []byte) error
 }
+
+// ErrThreadGone is returned by a store for a thread that does not exist or
+// was deleted, when the write that found out had a condition on it.
+var ErrThreadGone = errors.New("chat: the thread does not exist or was deleted")
+
+// ErrThreadFull is returned when adding participants would pass the limit.
+var ErrThreadFull = errors.New("chat: the thread is full")
+
+// MessageRange selects messages, newest first.
+type MessageRange struct {
+	Before int64     // only sequence ids below this (0: no bound)
+	MaxSeq int64     // only sequence ids up to this (0: no bound)
+	Since  time.Time // only messages created at or after this
+	Limit  int       // at most this many
+}
+
+// MessageStore keeps messages.
+type MessageStore interface {
+	// SendCheck reads the caller's participant item and, when requestKey is
+	// set, the request record under it, in one call.
+	SendCheck(ctx context.Context, threadID, userID, requestKey string) (*Participant, *RequestRecord, error)
+	// NextSeq hands out the thread's next sequence id and records activity
+	// at `at`; ErrThreadGone when the thread is missing or deleted. It
+	// returns the thread as it is after the change.
+	NextSeq(ctx context.Context, threadID string, at time.Time) (Thread, error)
+	// PutMessage writes a new message. With a record, the record is written
+	// under requestKey in the same commit; ErrRaced means another request
+	// with that key committed first.
+	PutMessage(ctx context.Context, threadID string, m Message, requestKey string, rec *RequestRecord) error
+	// MessageView reads the thread, the caller's participant item and one
+	// message in one call.
+	MessageView(ctx context.Context, threadID, userID string, seq int64) (View, *Message, error)
+	// Messages lists messages newest first within r.
+	Messages(ctx context.Context, threadID string, r MessageRange) ([]Message, error)
+	// ReplaceMessage stores an edited or deleted message if its version is
+	// still expectVersion; ErrRaced otherwise.
+	ReplaceMessage(ctx context.Context, threadID string, m Message, expectVersion int64) error
+}
+
+// RosterChange adds participants to, or removes one from, a thread together
+// with the system message that records it.
+type RosterChange struct {
+	ThreadID   string
+	Add        []Participant
+	Remove     string // the user removed
+	At         time.Time
+	Message    Message // participantAdded or participantRemoved, at a sequence id from NextSeq
+	MaxMembers int     // the limit Add must respect
+}
+
+// ParticipantStore keeps participants.
+type ParticipantStore interface {
+	// Roster reads the thread and all its participants, current and removed.
+	Roster(ctx context.Context, threadID string) (*Thread, []Participant, error)
+	// AddParticipants commits the change; ErrThreadFull when it would pass
+	// MaxMembers, ErrThreadGone when the thread was deleted, ErrRaced when
+	// one of the users became a member meanwhile.
+	AddParticipants(ctx context.Context, c RosterChange) error
+	// RemoveParticipant commits the change; ErrRaced when the user is no
+	// longer a member.
+	RemoveParticipant(ctx context.Context, c RosterChange) error
+}
+
+// Receipt is a user's read-up-to pointer in a thread.
+type Receipt struct {
+	UserID           string
+	Seq              int64
+	ReadOn           time.Time
+	MessageCreatedOn time.Time // kept so visibility checks need no message read
+}
+
+// ReceiptStore keeps read receipts.
+type ReceiptStore interface {
+	// PutReceipt moves the user's pointer forward; an older one is ignored.
+	PutReceipt(ctx context.Context, threadID string, r Receipt) error
+	Receipts(ctx context.Context, threadID string) ([]Receipt, error)
+}
+
+// TypingNotifier fans a typing notification out to the thread's members.
+type TypingNotifier interface {
+	Typing(ctx context.Context, threadID, userID, displayName string, at time.Time) error
+}

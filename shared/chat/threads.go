@@ -14,10 +14,14 @@ import (
 
 // Service applies the chat rules on top of the stores.
 type Service struct {
-	Threads  ThreadStore
-	Users    Directory
-	Requests RequestLog
-	Now      func() time.Time
+	Threads      ThreadStore
+	Users        Directory
+	Requests     RequestLog
+	Messages     MessageStore
+	Participants ParticipantStore
+	Receipts     ReceiptStore
+	Typing       TypingNotifier // nil: typing is validated but goes nowhere
+	Now          func() time.Time
 }
 
 func (s *Service) now() time.Time {
@@ -124,7 +128,7 @@ func (s *Service) CreateThread(ctx context.Context, caller Caller, in CreateThre
 
 	t := Thread{
 		ID: threadID, Topic: in.Topic, CreatedOn: now, CreatedBy: caller.UserID,
-		Metadata: in.Metadata, Retention: in.Retention, LastMessageAt: now, Seq: 2,
+		Metadata: in.Metadata, Retention: in.Retention, LastMessageAt: now, Seq: 2, Members: len(members),
 	}
 	added := Message{Seq: 1, Type: TypeParticipantAdded, Participants: members, InitiatorID: caller.UserID, CreatedOn: now, Version: now.UnixMilli()}
 	topic := Message{Seq: 2, Type: TypeTopicUpdated, Topic: in.Topic, InitiatorID: caller.UserID, CreatedOn: now, Version: now.UnixMilli()}
@@ -189,6 +193,11 @@ func (s *Service) view(ctx context.Context, caller Caller, threadID string, allo
 	if err != nil {
 		return Thread{}, Participant{}, err
 	}
+	return s.checkView(threadID, v, allowRemoved)
+}
+
+// checkView applies view's checks to a thread and participant already read.
+func (s *Service) checkView(threadID string, v View, allowRemoved bool) (Thread, Participant, error) {
 	if v.Thread == nil {
 		return Thread{}, Participant{}, threadNotFound(threadID)
 	}

@@ -176,9 +176,12 @@ type Storage interface {
 	chat.ThreadStore
 	chat.Directory
 	chat.RequestLog
+	chat.MessageStore
+	chat.ParticipantStore
+	chat.ReceiptStore
 }
 
 // New builds the chat API on a store.
 func New(st Storage) *API {
-	return &API{Chat: &chat.Service{Threads: st, Users: st, Requests: st}}
+	return &API{Chat: &chat.Service{Threads: st, Users: st, Requests: st, Messages: st, Participants: st, Receipts: st}}
 }

@@ -25,6 +25,12 @@ import (
 
 // memStore is an in-memory chatapi.Storage.
 type memStore struct {
+	// The message, roster and receipt stores are not faked here (the thread
+	// handlers do not use them); the end-to-end tests cover them.
+	chat.MessageStore
+	chat.ParticipantStore
+	chat.ReceiptStore
+
 	mu      sync.Mutex
 	threads map[string]chat.Thread
 	parts   map[string]map[string]chat.Participant

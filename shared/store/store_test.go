@@ -297,3 +297,127 @@ func TestUnprocessedItemsAreRetriedAndThrottlingIsA503(t *testing.T) {
 		t.Errorf("throttled write: %v, want a 503 fault with Retry-After", err)
 	}
 }
+
+func TestRosterTransactionsKeepTheirInvariants(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	d := draft(3)
+	d.Thread.Members = 3
+	if err := s.CreateThread(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	newP := func(id string) chat.Participant { return chat.Participant{UserID: id, JoinedOn: now} }
+	msg := func(seq int64) chat.Message {
+		return chat.Message{Seq: seq, Type: chat.TypeParticipantAdded, InitiatorID: d.Thread.CreatedBy, CreatedOn: now, Version: now.UnixMilli()}
+	}
+	// The member count's condition refuses passing the limit, even when the
+	// caller's own count was stale.
+	err := s.AddParticipants(ctx, chat.RosterChange{ThreadID: d.Thread.ID, Add: []chat.Participant{newP("8:acs:r_x"), newP("8:acs:r_y")}, Message: msg(3), MaxMembers: 4})
+	if !errors.Is(err, chat.ErrThreadFull) {
+		t.Errorf("adding past the limit: %v, want ErrThreadFull", err)
+	}
+	// A user who is already a member makes the add lose the race.
+	err = s.AddParticipants(ctx, chat.RosterChange{ThreadID: d.Thread.ID, Add: []chat.Participant{newP(d.Participants[1].UserID)}, Message: msg(3), MaxMembers: 250})
+	if !errors.Is(err, chat.ErrRaced) {
+		t.Errorf("adding a current member: %v, want ErrRaced", err)
+	}
+	// Nothing of either refused add was written.
+	tt, ps, err := s.Roster(ctx, d.Thread.ID)
+	if err != nil || tt.Members != 3 || len(ps) != 3 {
+		t.Fatalf("roster after refused adds: %+v %d %v", tt, len(ps), err)
+	}
+	if err := s.AddParticipants(ctx, chat.RosterChange{ThreadID: d.Thread.ID, Add: []chat.Participant{newP("8:acs:r_x")}, Message: msg(3), MaxMembers: 4}); err != nil {
+		t.Fatal(err)
+	}
+	rm := chat.RosterChange{ThreadID: d.Thread.ID, Remove: "8:acs:r_x", At: now, Message: chat.Message{Seq: 4, Type: chat.TypeParticipantRemoved, CreatedOn: now}}
+	if err := s.RemoveParticipant(ctx, rm); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveParticipant(ctx, rm); !errors.Is(err, chat.ErrRaced) {
+		t.Errorf("removing twice: %v, want ErrRaced", err)
+	}
+	tt, ps, _ = s.Roster(ctx, d.Thread.ID)
+	if tt.Members != 3 || len(ps) != 4 {
+		t.Errorf("after add and remove: members %d, items %d", tt.Members, len(ps))
+	}
+	for _, p := range ps {
+		if p.UserID == "8:acs:r_x" && (p.Current() || p.RemovedSeq != 4) {
+			t.Errorf("removed participant = %+v", p)
+		}
+	}
+	if err := s.MarkThreadDeleted(ctx, d.Thread.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NextSeq(ctx, d.Thread.ID, now); !errors.Is(err, chat.ErrThreadGone) {
+		t.Errorf("NextSeq on a deleted thread: %v", err)
+	}
+	if err := s.AddParticipants(ctx, chat.RosterChange{ThreadID: d.Thread.ID, Add: []chat.Participant{newP("8:acs:r_z")}, Message: msg(5), MaxMembers: 250}); !errors.Is(err, chat.ErrThreadGone) {
+		t.Errorf("adding to a deleted thread: %v", err)
+	}
+}
+
+func TestMessagesRangeAndReceipts(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	d := draft(1)
+	if err := s.CreateThread(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	base := time.UnixMilli(time.Now().UnixMilli()).UTC()
+	for i := 0; i < 30; i++ {
+		th, err := s.NextSeq(ctx, d.Thread.ID, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := base.Add(time.Duration(i) * time.Hour)
+		if err := s.PutMessage(ctx, d.Thread.ID, chat.Message{Seq: th.Seq, Type: chat.TypeText, Body: fmt.Sprint(i), CreatedOn: at, Version: at.UnixMilli()}, "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// seq 3..32 hold messages 0..29, an hour apart.
+	cases := []struct {
+		name  string
+		r     chat.MessageRange
+		first int64
+		n     int
+	}{
+		{"newest five", chat.MessageRange{Limit: 5}, 32, 5},
+		{"before 10", chat.MessageRange{Before: 10, Limit: 100}, 9, 9},
+		{"up to a removal at 20", chat.MessageRange{MaxSeq: 20, Limit: 3}, 20, 3},
+		{"since the 25th hour", chat.MessageRange{Since: base.Add(25 * time.Hour), Limit: 100}, 32, 5},
+		{"since and before", chat.MessageRange{Since: base.Add(25 * time.Hour), Before: 30, Limit: 100}, 29, 2},
+	}
+	for _, c := range cases {
+		got, err := s.Messages(ctx, d.Thread.ID, c.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != c.n || (c.n > 0 && got[0].Seq != c.first) {
+			t.Errorf("%s: %d messages from %v, want %d from %d", c.name, len(got), seqsOf(got), c.n, c.first)
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i].Seq >= got[i-1].Seq {
+				t.Errorf("%s: not newest first: %v", c.name, seqsOf(got))
+			}
+		}
+	}
+	// Receipts only move forward.
+	for _, seq := range []int64{10, 5, 12} {
+		if err := s.PutReceipt(ctx, d.Thread.ID, chat.Receipt{UserID: "8:acs:r_u", Seq: seq, ReadOn: base}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := s.Receipts(ctx, d.Thread.ID)
+	if err != nil || len(rs) != 1 || rs[0].Seq != 12 {
+		t.Errorf("receipts = %+v, %v", rs, err)
+	}
+}
+
+func seqsOf(ms []chat.Message) []int64 {
+	out := make([]int64, len(ms))
+	for i, m := range ms {
+		out[i] = m.Seq
+	}
+	return out
+}

@@ -44,13 +44,14 @@ type threadItem struct {
 	LastMessageAt int64             `dynamodbav:"lma"`
 	Seq           int64             `dynamodbav:"seq"`
 	Rev           int64             `dynamodbav:"rev"`
+	Members       int               `dynamodbav:"pc"`
 }
 
 func (it threadItem) thread() chat.Thread {
 	return chat.Thread{
 		ID: strings.TrimPrefix(it.PK, prefixT), Topic: it.Topic, CreatedBy: it.CreatedBy, CreatedOn: ms(it.CreatedOn),
 		DeletedOn: ms(it.DeletedOn), Metadata: it.Metadata, Retention: chat.Retention{Kind: it.RetKind, Days: it.RetDays},
-		LastMessageAt: ms(it.LastMessageAt), Seq: it.Seq, Rev: it.Rev,
+		LastMessageAt: ms(it.LastMessageAt), Seq: it.Seq, Rev: it.Rev, Members: it.Members,
 	}
 }
 
@@ -66,20 +67,21 @@ type participantItem struct {
 	Metadata         map[string]string `dynamodbav:"md,omitempty"`
 	JoinedOn         int64             `dynamodbav:"jn"`
 	RemovedOn        int64             `dynamodbav:"rmv,omitempty"`
+	RemovedSeq       int64             `dynamodbav:"rseq,omitempty"`
 }
 
 func newParticipantItem(threadID string, p chat.Participant) participantItem {
 	return participantItem{
 		PK: threadPK(threadID), SK: prefixP + p.UserID, GSI1PK: prefixU + p.UserID, GSI1SK: threadPK(threadID),
 		DisplayName: p.DisplayName, ShareHistoryTime: toMS(p.ShareHistoryTime), Metadata: p.Metadata,
-		JoinedOn: toMS(p.JoinedOn), RemovedOn: toMS(p.RemovedOn),
+		JoinedOn: toMS(p.JoinedOn), RemovedOn: toMS(p.RemovedOn), RemovedSeq: p.RemovedSeq,
 	}
 }
 
 func (it participantItem) participant() chat.Participant {
 	return chat.Participant{
 		UserID: strings.TrimPrefix(it.SK, prefixP), DisplayName: it.DisplayName, ShareHistoryTime: ms(it.ShareHistoryTime),
-		Metadata: it.Metadata, JoinedOn: ms(it.JoinedOn), RemovedOn: ms(it.RemovedOn),
+		Metadata: it.Metadata, JoinedOn: ms(it.JoinedOn), RemovedOn: ms(it.RemovedOn), RemovedSeq: it.RemovedSeq,
 	}
 }
 
@@ -168,7 +170,7 @@ func (s *Store) CreateThread(ctx context.Context, d chat.ThreadDraft) error {
 	meta, err := attributevalue.MarshalMap(threadItem{
 		PK: threadPK(t.ID), SK: skThread, Topic: t.Topic, CreatedBy: t.CreatedBy, CreatedOn: toMS(t.CreatedOn),
 		Metadata: t.Metadata, RetKind: t.Retention.Kind, RetDays: t.Retention.Days,
-		LastMessageAt: toMS(t.LastMessageAt), Seq: t.Seq, Rev: t.Rev,
+		LastMessageAt: toMS(t.LastMessageAt), Seq: t.Seq, Rev: t.Rev, Members: t.Members,
 	})
 	if err != nil {
 		return fmt.Errorf("marshal thread: %w", err)
@@ -194,26 +196,7 @@ func (s *Store) ThreadView(ctx context.Context, threadID, userID string) (chat.V
 	if err != nil {
 		return chat.View{}, err
 	}
-	var v chat.View
-	for _, it := range items {
-		switch sk := str(it, attrSK); {
-		case sk == skThread:
-			var ti threadItem
-			if err := attributevalue.UnmarshalMap(it, &ti); err != nil {
-				return chat.View{}, fmt.Errorf("unmarshal thread: %w", err)
-			}
-			t := ti.thread()
-			v.Thread = &t
-		case strings.HasPrefix(sk, prefixP):
-			var pi participantItem
-			if err := attributevalue.UnmarshalMap(it, &pi); err != nil {
-				return chat.View{}, fmt.Errorf("unmarshal participant: %w", err)
-			}
-			p := pi.participant()
-			v.Participant = &p
-		}
-	}
-	return v, nil
+	return viewOf(items)
 }
 
 // UpdateThread applies a property change. With a system message, the META
