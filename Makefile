@@ -8,20 +8,35 @@ GO_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -t
 
 # Each function's logical id in template.yaml -> its folder under functions/.
 # A test checks this list against template.yaml, functions/ and the local stack.
-CreateIdentityFunction := create-identity
-DeleteIdentityFunction := delete-identity
-IssueTokenFunction     := issue-token
-RevokeTokensFunction   := revoke-tokens
-ChatAuthorizerFunction := chat-authorizer
-CreateThreadFunction   := create-thread
-GetThreadFunction      := get-thread
-ListThreadsFunction    := list-threads
-UpdateThreadFunction   := update-thread
-DeleteThreadFunction   := delete-thread
+CreateIdentityFunction    := create-identity
+DeleteIdentityFunction    := delete-identity
+IssueTokenFunction        := issue-token
+RevokeTokensFunction      := revoke-tokens
+ChatAuthorizerFunction    := chat-authorizer
+CreateThreadFunction      := create-thread
+GetThreadFunction         := get-thread
+ListThreadsFunction       := list-threads
+UpdateThreadFunction      := update-thread
+DeleteThreadFunction      := delete-thread
+SendMessageFunction       := send-message
+ListMessagesFunction      := list-messages
+GetMessageFunction        := get-message
+UpdateMessageFunction     := update-message
+DeleteMessageFunction     := delete-message
+ListParticipantsFunction  := list-participants
+AddParticipantsFunction   := add-participants
+RemoveParticipantFunction := remove-participant
+SendReadReceiptFunction   := send-read-receipt
+ListReadReceiptsFunction  := list-read-receipts
+SendTypingFunction        := send-typing
 
 FUNCTIONS := CreateIdentityFunction DeleteIdentityFunction IssueTokenFunction RevokeTokensFunction \
 	ChatAuthorizerFunction CreateThreadFunction GetThreadFunction ListThreadsFunction \
-	UpdateThreadFunction DeleteThreadFunction
+	UpdateThreadFunction DeleteThreadFunction \
+	SendMessageFunction ListMessagesFunction GetMessageFunction \
+	UpdateMessageFunction DeleteMessageFunction ListParticipantsFunction \
+	AddParticipantsFunction RemoveParticipantFunction SendReadReceiptFunction \
+	ListReadReceiptsFunction SendTypingFunction
 
 .PHONY: help run test deps lint build clean
 

@@ -38,6 +38,17 @@ func TestSampleEvents(t *testing.T) {
 		{"ListThreadsFunction", 200, ""},
 		{"UpdateThreadFunction", 404, "NotFound"},
 		{"DeleteThreadFunction", 404, "NotFound"},
+		{"SendMessageFunction", 404, "NotFound"},
+		{"ListMessagesFunction", 404, "NotFound"},
+		{"GetMessageFunction", 404, "NotFound"},
+		{"UpdateMessageFunction", 404, "NotFound"},
+		{"DeleteMessageFunction", 404, "NotFound"},
+		{"ListParticipantsFunction", 404, "NotFound"},
+		{"AddParticipantsFunction", 404, "NotFound"},
+		{"RemoveParticipantFunction", 404, "NotFound"},
+		{"SendReadReceiptFunction", 404, "NotFound"},
+		{"ListReadReceiptsFunction", 404, "NotFound"},
+		{"SendTypingFunction", 404, "NotFound"},
 	}
 	if len(cases) != len(mapping) {
 		t.Fatalf("%d cases for %d functions: add the new function's sample here", len(cases), len(mapping))

@@ -63,4 +63,37 @@ var handlers = map[string]func(d deps) (any, error){
 	"DeleteThreadFunction": func(d deps) (any, error) {
 		return apigw.HTTP("DeleteThread", d.log("delete-thread"), chatapi.New(d.store).DeleteThread), nil
 	},
+	"SendMessageFunction": func(d deps) (any, error) {
+		return apigw.HTTP("SendMessage", d.log("send-message"), chatapi.New(d.store).SendMessage), nil
+	},
+	"ListMessagesFunction": func(d deps) (any, error) {
+		return apigw.HTTP("ListMessages", d.log("list-messages"), chatapi.New(d.store).ListMessages), nil
+	},
+	"GetMessageFunction": func(d deps) (any, error) {
+		return apigw.HTTP("GetMessage", d.log("get-message"), chatapi.New(d.store).GetMessage), nil
+	},
+	"UpdateMessageFunction": func(d deps) (any, error) {
+		return apigw.HTTP("UpdateMessage", d.log("update-message"), chatapi.New(d.store).UpdateMessage), nil
+	},
+	"DeleteMessageFunction": func(d deps) (any, error) {
+		return apigw.HTTP("DeleteMessage", d.log("delete-message"), chatapi.New(d.store).DeleteMessage), nil
+	},
+	"ListParticipantsFunction": func(d deps) (any, error) {
+		return apigw.HTTP("ListParticipants", d.log("list-participants"), chatapi.New(d.store).ListParticipants), nil
+	},
+	"AddParticipantsFunction": func(d deps) (any, error) {
+		return apigw.HTTP("AddParticipants", d.log("add-participants"), chatapi.New(d.store).AddParticipants), nil
+	},
+	"RemoveParticipantFunction": func(d deps) (any, error) {
+		return apigw.HTTP("RemoveParticipant", d.log("remove-participant"), chatapi.New(d.store).RemoveParticipant), nil
+	},
+	"SendReadReceiptFunction": func(d deps) (any, error) {
+		return apigw.HTTP("SendReadReceipt", d.log("send-read-receipt"), chatapi.New(d.store).SendReadReceipt), nil
+	},
+	"ListReadReceiptsFunction": func(d deps) (any, error) {
+		return apigw.HTTP("ListReadReceipts", d.log("list-read-receipts"), chatapi.New(d.store).ListReadReceipts), nil
+	},
+	"SendTypingFunction": func(d deps) (any, error) {
+		return apigw.HTTP("SendTyping", d.log("send-typing"), chatapi.New(d.store).SendTyping), nil
+	},
 }

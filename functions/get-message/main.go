@@ -1,0 +1,17 @@
+// Command get-message is the Lambda behind GET /chat/threads/{chatThreadId}/messages/{chatMessageId}.
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/threadline/threadline/shared/apigw"
+	"github.com/threadline/threadline/shared/chatapi"
+	"github.com/threadline/threadline/shared/lambdaenv"
+)
+
+func main() {
+	api := chatapi.New(lambdaenv.Store(lambdaenv.AWS(context.Background())))
+	lambda.Start(apigw.HTTP("GetMessage", lambdaenv.Logger("get-message"), api.GetMessage))
+}

@@ -1,0 +1,17 @@
+// Command list-messages is the Lambda behind GET /chat/threads/{chatThreadId}/messages.
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/threadline/threadline/shared/apigw"
+	"github.com/threadline/threadline/shared/chatapi"
+	"github.com/threadline/threadline/shared/lambdaenv"
+)
+
+func main() {
+	api := chatapi.New(lambdaenv.Store(lambdaenv.AWS(context.Background())))
+	lambda.Start(apigw.HTTP("ListMessages", lambdaenv.Logger("list-messages"), api.ListMessages))
+}

@@ -1,0 +1,17 @@
+// Command send-message is the Lambda behind POST /chat/threads/{chatThreadId}/messages.
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/threadline/threadline/shared/apigw"
+	"github.com/threadline/threadline/shared/chatapi"
+	"github.com/threadline/threadline/shared/lambdaenv"
+)
+
+func main() {
+	api := chatapi.New(lambdaenv.Store(lambdaenv.AWS(context.Background())))
+	lambda.Start(apigw.HTTP("SendMessage", lambdaenv.Logger("send-message"), api.SendMessage))
+}
