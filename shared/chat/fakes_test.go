@@ -108,7 +108,7 @@ func (m *memThreads) UpdateThread(_ context.Context, c chat.ThreadChange) error 
 	return nil
 }
 
-func (m *memThreads) MarkThreadDeleted(_ context.Context, threadID string, at time.Time) error {
+func (m *memThreads) MarkThreadDeleted(_ context.Context, threadID string, at time.Time, _ string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.deletes = append(m.deletes, threadID)

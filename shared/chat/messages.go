@@ -22,11 +22,6 @@ var htmlPolicy = bluemonday.UGCPolicy()
 // SanitizeHTML makes html message content safe to render.
 func SanitizeHTML(s string) string { return htmlPolicy.Sanitize(s) }
 
-// sinceSlack is how far past a message's Since bound a newest-first scan
-// keeps looking before it stops: creation times follow sequence ids only up
-// to the clock skew between functions.
-const sinceSlack = time.Minute
-
 // SendMessageInput is a send-message request.
 type SendMessageInput struct {
 	Type              string // text (default) or html, in any case
@@ -129,6 +124,9 @@ func (s *Service) SendMessage(ctx context.Context, caller Caller, threadID strin
 		rec = &RequestRecord{Hash: in.RequestHash, ThreadID: threadID, Created: now, Done: true, Result: b, Expires: now.Add(RequestRecordTTL)}
 	}
 	err = s.Messages.PutMessage(ctx, threadID, m, key, rec)
+	if err != nil && !errors.Is(err, ErrRaced) {
+		return Message{}, err
+	}
 	if errors.Is(err, ErrRaced) {
 		// The same request committed concurrently: answer with its message.
 		_, prior, err := s.Messages.SendCheck(ctx, threadID, caller.UserID, key)
@@ -140,7 +138,7 @@ func (s *Service) SendMessage(ctx context.Context, caller Caller, threadID strin
 		}
 		return replaySend(in, *prior)
 	}
-	return m, err
+	return m, nil
 }
 
 func replaySend(in SendMessageInput, prior RequestRecord) (Message, error) {

@@ -59,6 +59,9 @@ type Thread struct {
 	CreatedOn     time.Time
 	CreatedBy     string
 	DeletedOn     time.Time // zero while the thread lives
+	DeletedBy     string
+	UpdatedOn     time.Time // the last property change
+	UpdatedBy     string
 	Metadata      map[string]string
 	Retention     Retention
 	LastMessageAt time.Time // the newest message, system messages included
@@ -129,6 +132,20 @@ type Message struct {
 	DeletedOn         time.Time
 	Version           int64 // epoch ms of the last change
 	Metadata          map[string]string
+}
+
+// Change is one committed write, as the table's stream reports it: the new
+// and old state of a thread, a message or a read receipt. Real-time events
+// are derived from Changes, never from requests, so a crash between a write
+// and its notification loses nothing.
+type Change struct {
+	ThreadID   string
+	Thread     *Thread  // the thread after the change (META written)
+	OldThread  *Thread  // before it; nil when the thread was created
+	Message    *Message // the message after the change (M# written)
+	OldMessage *Message // before it; nil when the message is new
+	Receipt    *Receipt // a read receipt written (R#)
+	OldReceipt *Receipt
 }
 
 // Membership is one thread in a user's list, from the user's side.

@@ -215,8 +215,11 @@ func (s *Service) RemoveParticipant(ctx context.Context, caller Caller, threadID
 		gone := all[i]
 		msg := Message{Seq: seq, Type: TypeParticipantRemoved, Participants: []Participant{gone}, InitiatorID: caller.UserID, CreatedOn: now, Version: now.UnixMilli()}
 		err = s.Participants.RemoveParticipant(ctx, RosterChange{ThreadID: threadID, Remove: userID, At: now, Message: msg})
-		if errors.Is(err, ErrRaced) {
+		switch {
+		case errors.Is(err, ErrRaced):
 			continue
+		case errors.Is(err, ErrThreadGone):
+			return fault.Missing("ThreadDeleted", "chatThreadId", "Thread %s was deleted.", threadID)
 		}
 		return err
 	}

@@ -44,7 +44,7 @@ func (s *Service) ListReadReceipts(ctx context.Context, caller Caller, threadID 
 	if err != nil {
 		return ReceiptPage{}, err
 	}
-	visible := slices.DeleteFunc(all, func(r Receipt) bool { return !p.Sees(Message{Seq: r.Seq, CreatedOn: r.MessageCreatedOn}) })
+	visible := slices.DeleteFunc(slices.Clone(all), func(r Receipt) bool { return !p.Sees(Message{Seq: r.Seq, CreatedOn: r.MessageCreatedOn}) })
 	slices.SortFunc(visible, func(a, b Receipt) int { return cmp.Compare(a.UserID, b.UserID) })
 	from, to, err := q.bounds(len(visible))
 	if err != nil {

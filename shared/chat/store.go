@@ -30,6 +30,7 @@ type ThreadChange struct {
 	Retention Retention
 	Message   *Message
 	At        time.Time
+	By        string // who made the change
 }
 
 // View is a thread and the caller's own participant record, read together.
@@ -43,7 +44,7 @@ type ThreadStore interface {
 	CreateThread(ctx context.Context, d ThreadDraft) error
 	ThreadView(ctx context.Context, threadID, userID string) (View, error)
 	UpdateThread(ctx context.Context, c ThreadChange) error
-	MarkThreadDeleted(ctx context.Context, threadID string, at time.Time) error
+	MarkThreadDeleted(ctx context.Context, threadID string, at time.Time, by string) error
 	Memberships(ctx context.Context, userID string) ([]Membership, error)
 	Threads(ctx context.Context, ids []string) (map[string]Thread, error)
 }
@@ -130,7 +131,7 @@ type ParticipantStore interface {
 	// one of the users became a member meanwhile.
 	AddParticipants(ctx context.Context, c RosterChange) error
 	// RemoveParticipant commits the change; ErrRaced when the user is no
-	// longer a member.
+	// longer a member, ErrThreadGone when the thread was deleted.
 	RemoveParticipant(ctx context.Context, c RosterChange) error
 }
 

@@ -269,7 +269,7 @@ func (s *Service) UpdateThread(ctx context.Context, caller Caller, threadID stri
 			return nil // nothing changes: no write, no system message
 		}
 		now := s.now()
-		change := ThreadChange{ThreadID: threadID, ExpectRev: t.Rev, ExpectSeq: t.Seq, Topic: next.Topic, Metadata: next.Metadata, Retention: next.Retention, At: now}
+		change := ThreadChange{ThreadID: threadID, ExpectRev: t.Rev, ExpectSeq: t.Seq, Topic: next.Topic, Metadata: next.Metadata, Retention: next.Retention, At: now, By: caller.UserID}
 		if next.Topic != t.Topic {
 			change.Message = &Message{Seq: t.Seq + 1, Type: TypeTopicUpdated, Topic: next.Topic, InitiatorID: caller.UserID, CreatedOn: now, Version: now.UnixMilli()}
 		}
@@ -313,7 +313,7 @@ func (s *Service) DeleteThread(ctx context.Context, caller Caller, threadID stri
 	if err != nil {
 		return err
 	}
-	return s.Threads.MarkThreadDeleted(ctx, threadID, s.now())
+	return s.Threads.MarkThreadDeleted(ctx, threadID, s.now(), caller.UserID)
 }
 
 // ThreadQuery asks for one page of the caller's threads.

@@ -91,7 +91,7 @@ func (m *memStore) UpdateThread(_ context.Context, c chat.ThreadChange) error {
 	return nil
 }
 
-func (m *memStore) MarkThreadDeleted(_ context.Context, threadID string, at time.Time) error {
+func (m *memStore) MarkThreadDeleted(_ context.Context, threadID string, at time.Time, _ string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if t, ok := m.threads[threadID]; ok && t.DeletedOn.IsZero() {

@@ -153,10 +153,10 @@ func TestUpdateThreadIsConditional(t *testing.T) {
 	if v.Thread.Topic != "new" || v.Thread.Seq != 3 || v.Thread.Rev != 1 || v.Thread.Metadata != nil || v.Thread.Retention.Days != 30 {
 		t.Errorf("after update: %+v", v.Thread)
 	}
-	if err := s.MarkThreadDeleted(ctx, d.Thread.ID, now); err != nil {
+	if err := s.MarkThreadDeleted(ctx, d.Thread.ID, now, d.Thread.CreatedBy); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkThreadDeleted(ctx, d.Thread.ID, now.Add(time.Hour)); err != nil {
+	if err := s.MarkThreadDeleted(ctx, d.Thread.ID, now.Add(time.Hour), d.Thread.CreatedBy); err != nil {
 		t.Fatalf("second delete: %v", err)
 	}
 	v, _ = s.ThreadView(ctx, d.Thread.ID, d.Thread.CreatedBy)
@@ -346,7 +346,7 @@ func TestRosterTransactionsKeepTheirInvariants(t *testing.T) {
 			t.Errorf("removed participant = %+v", p)
 		}
 	}
-	if err := s.MarkThreadDeleted(ctx, d.Thread.ID, now); err != nil {
+	if err := s.MarkThreadDeleted(ctx, d.Thread.ID, now, d.Thread.CreatedBy); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.NextSeq(ctx, d.Thread.ID, now); !errors.Is(err, chat.ErrThreadGone) {

@@ -38,6 +38,9 @@ type threadItem struct {
 	CreatedBy     string            `dynamodbav:"cby"`
 	CreatedOn     int64             `dynamodbav:"con"`
 	DeletedOn     int64             `dynamodbav:"del,omitempty"`
+	DeletedBy     string            `dynamodbav:"dby,omitempty"`
+	UpdatedOn     int64             `dynamodbav:"upd,omitempty"`
+	UpdatedBy     string            `dynamodbav:"uby,omitempty"`
 	Metadata      map[string]string `dynamodbav:"md,omitempty"`
 	RetKind       string            `dynamodbav:"rk,omitempty"`
 	RetDays       int               `dynamodbav:"rd,omitempty"`
@@ -50,7 +53,7 @@ type threadItem struct {
 func (it threadItem) thread() chat.Thread {
 	return chat.Thread{
 		ID: strings.TrimPrefix(it.PK, prefixT), Topic: it.Topic, CreatedBy: it.CreatedBy, CreatedOn: ms(it.CreatedOn),
-		DeletedOn: ms(it.DeletedOn), Metadata: it.Metadata, Retention: chat.Retention{Kind: it.RetKind, Days: it.RetDays},
+		DeletedOn: ms(it.DeletedOn), DeletedBy: it.DeletedBy, UpdatedOn: ms(it.UpdatedOn), UpdatedBy: it.UpdatedBy, Metadata: it.Metadata, Retention: chat.Retention{Kind: it.RetKind, Days: it.RetDays},
 		LastMessageAt: ms(it.LastMessageAt), Seq: it.Seq, Rev: it.Rev, Members: it.Members,
 	}
 }
@@ -205,7 +208,9 @@ func (s *Store) ThreadView(ctx context.Context, threadID, userID string) (chat.V
 // update is enough (and costs half).
 func (s *Store) UpdateThread(ctx context.Context, c chat.ThreadChange) error {
 	upd := expression.Set(expression.Name("topic"), expression.Value(c.Topic)).
-		Set(expression.Name("rev"), expression.Value(c.ExpectRev+1))
+		Set(expression.Name("rev"), expression.Value(c.ExpectRev+1)).
+		Set(expression.Name("upd"), expression.Value(toMS(c.At))).
+		Set(expression.Name("uby"), expression.Value(c.By))
 	if len(c.Metadata) > 0 {
 		upd = upd.Set(expression.Name("md"), expression.Value(c.Metadata))
 	} else {
@@ -276,12 +281,14 @@ func canceledByCondition(err error) bool {
 }
 
 // MarkThreadDeleted sets the deletion time once; a second delete is a no-op.
-func (s *Store) MarkThreadDeleted(ctx context.Context, threadID string, at time.Time) error {
+func (s *Store) MarkThreadDeleted(ctx context.Context, threadID string, at time.Time, by string) error {
 	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &s.Table, Key: key(threadPK(threadID), skThread),
-		UpdateExpression:          aws.String("SET del = :at"),
-		ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(del)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":at": &types.AttributeValueMemberN{Value: fmt.Sprint(toMS(at))}},
+		UpdateExpression:    aws.String("SET del = :at, dby = :by"),
+		ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(del)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":at": &types.AttributeValueMemberN{Value: fmt.Sprint(toMS(at))}, ":by": &types.AttributeValueMemberS{Value: by},
+		},
 	})
 	if conditionFailed(err) {
 		return nil
