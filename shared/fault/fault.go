@@ -22,6 +22,7 @@ const (
 	Forbidden                   // 403
 	NotFound                    // 404
 	Conflict                    // 409
+	Gone                        // 410: something that existed is no longer kept
 	TooLarge                    // 413
 	TooManyRequests             // 429, with RetryAfter
 	Unavailable                 // 503, with RetryAfter
@@ -90,6 +91,11 @@ func Denied(code, format string, args ...any) *Error {
 // Missing is a 404.
 func Missing(code, target, format string, args ...any) *Error {
 	return newf(NotFound, code, target, format, args...)
+}
+
+// Expired is a 410.
+func Expired(code, target, format string, args ...any) *Error {
+	return newf(Gone, code, target, format, args...)
 }
 
 // Conflicting is a 409.

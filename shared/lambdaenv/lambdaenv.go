@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -45,4 +47,20 @@ func AWS(ctx context.Context) aws.Config {
 // Store is the chat table named by TABLE_NAME.
 func Store(cfg aws.Config) *store.Store {
 	return &store.Store{DB: dynamodb.NewFromConfig(cfg), Table: Require("TABLE_NAME")}
+}
+
+// Realtime is the connections and feed tables named by CONNECTIONS_TABLE
+// and FEED_TABLE.
+func Realtime(cfg aws.Config) *store.Realtime {
+	return &store.Realtime{DB: dynamodb.NewFromConfig(cfg), Connections: Require("CONNECTIONS_TABLE"), Feed: Require("FEED_TABLE")}
+}
+
+// FeedRetention is FEED_RETENTION_HOURS as a duration.
+func FeedRetention() time.Duration {
+	h, err := strconv.Atoi(Require("FEED_RETENTION_HOURS"))
+	if err != nil || h < 1 {
+		fmt.Fprintf(os.Stderr, `{"level":"ERROR","msg":"FEED_RETENTION_HOURS must be a whole number of hours"}`+"\n")
+		os.Exit(1)
+	}
+	return time.Duration(h) * time.Hour
 }

@@ -1,0 +1,217 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/threadline/threadline/shared/chat"
+)
+
+// Timing of feed positions; see docs/realtime.md, "Delivery guarantees".
+const (
+	// Settle is how long after its position an event is guaranteed to be
+	// readable in the feed. Long polls return only settled events, and reads
+	// from a pushed (not yet settled) cursor start this much earlier.
+	Settle = 2 * time.Second
+	// fresh is how old a change may be for the feed to use its own time as
+	// the position (so a quick retry rewrites the very same entries).
+	fresh = time.Second
+	// MaxPushFrame is API Gateway's WebSocket frame limit.
+	MaxPushFrame = 32 * 1024
+)
+
+// Dispatcher delivers committed changes: to each recipient's feed, then to
+// each recipient's live connections.
+type Dispatcher struct {
+	Roster      RosterReader
+	Feed        FeedStore
+	Connections ConnectionStore
+	Pusher      Pusher
+	Retention   time.Duration // how long feed entries live
+	Concurrency int           // pushes in flight; default 32
+	Log         *slog.Logger
+	Now         func() time.Time
+	Metrics     Metrics // may be nil
+}
+
+// Metrics counts what the dispatcher does (shared/obs implements it).
+type Metrics interface {
+	Count(ctx context.Context, name string, n float64)
+}
+
+func (d *Dispatcher) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *Dispatcher) count(ctx context.Context, name string, n int) {
+	if d.Metrics != nil && n > 0 {
+		d.Metrics.Count(ctx, name, float64(n))
+	}
+}
+
+// Dispatch delivers a batch of changes in order. It returns the index of the
+// first change it could not deliver (len(changes) when all were), so the
+// caller can report a partial batch failure from there: everything before
+// it is in every recipient's feed.
+func (d *Dispatcher) Dispatch(ctx context.Context, changes []chat.Change) (int, error) {
+	rosters := map[string]rosterOf{}
+	for i, ch := range changes {
+		r, ok := rosters[ch.ThreadID]
+		if !ok {
+			t, ps, err := d.Roster.Roster(ctx, ch.ThreadID)
+			if err != nil {
+				return i, fmt.Errorf("roster of %s: %w", ch.ThreadID, err)
+			}
+			r = rosterOf{t, ps}
+			rosters[ch.ThreadID] = r
+		}
+		for _, o := range occurrences(ch, r.thread, r.participants) {
+			if err := d.deliver(ctx, o); err != nil {
+				return i, err
+			}
+		}
+	}
+	return len(changes), nil
+}
+
+type rosterOf struct {
+	thread       *chat.Thread
+	participants []chat.Participant
+}
+
+// deliver appends one event to its recipients' feeds, then pushes it. The
+// feed comes first: a connection registered after the lookup below resumes
+// from a feed that already holds the event.
+func (d *Dispatcher) deliver(ctx context.Context, o Occurrence) error {
+	if len(o.Recipients) == 0 {
+		return nil
+	}
+	data := marshal(o.Data)
+	now := d.now()
+	pos := o.At.UnixMilli()
+	if now.Sub(o.At) > fresh || o.At.IsZero() {
+		pos = now.UnixMilli() // late (a retry, a backlog): position it now, so no reader has passed it
+	}
+	if err := d.append(ctx, o, data, pos); err != nil {
+		return err
+	}
+	if late := d.now().UnixMilli() - pos; late > int64(Settle/2/time.Millisecond) {
+		// The write took long enough that a reader may already have passed
+		// its position: write it again, later. Readers dedupe by id.
+		pos = d.now().UnixMilli()
+		if err := d.append(ctx, o, data, pos); err != nil {
+			return err
+		}
+	}
+	d.count(ctx, "FeedWrites", len(o.Recipients))
+	d.count(ctx, "FanoutRecipients", len(o.Recipients))
+	return d.push(ctx, o, data, pos)
+}
+
+func (d *Dispatcher) append(ctx context.Context, o Occurrence, data []byte, pos int64) error {
+	entries := make([]FeedEntry, 0, len(o.Recipients))
+	exp := time.UnixMilli(pos).Add(d.Retention)
+	for _, u := range o.Recipients {
+		e := FeedEntry{UserID: u, Pos: pos, EventID: o.ID, Type: o.Type, ThreadID: o.ThreadID, At: o.At, Expires: exp}
+		if o.Seq > 0 && isMessageEvent(o.Type) {
+			e.Seq = o.Seq
+		} else {
+			e.Data = data
+		}
+		entries = append(entries, e)
+	}
+	if err := d.Feed.Append(ctx, entries); err != nil {
+		return fmt.Errorf("feed append for %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+func isMessageEvent(t string) bool {
+	return t == TypeMessageReceived || t == TypeMessageEdited || t == TypeMessageDeleted
+}
+
+// push sends the event to every live connection of every recipient. Push
+// failures lose nothing (the event is in the feed); a connection that is
+// gone is forgotten.
+func (d *Dispatcher) push(ctx context.Context, o Occurrence, data []byte, pos int64) error {
+	conns, err := d.Connections.Lookup(ctx, o.Recipients)
+	if err != nil {
+		return fmt.Errorf("connections for %s: %w", o.ID, err)
+	}
+	cursor := encodeCursor(FeedKey{Pos: pos, EventID: o.ID}, true)
+	type job struct{ user, conn string }
+	var jobs []job
+	for _, u := range o.Recipients {
+		for _, c := range conns[u] {
+			jobs = append(jobs, job{u, c})
+		}
+	}
+	var delivered, gone, failed int
+	var mu sync.Mutex
+	parallel(len(jobs), d.Concurrency, func(i int) {
+		j := jobs[i]
+		frame := render(o.ID, cursor, o.Type, o.ThreadID, o.At, data, j.user)
+		if len(frame) > MaxPushFrame {
+			frame = render(o.ID, cursor, o.Type, o.ThreadID, o.At, withoutContent(o.Data), j.user)
+		}
+		err := d.Pusher.Push(ctx, j.conn, frame)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			delivered++
+		case errors.Is(err, ErrGone):
+			gone++
+			if rerr := d.Connections.Remove(ctx, j.user, j.conn); rerr != nil && d.Log != nil {
+				d.Log.WarnContext(ctx, "forget gone connection", "error", rerr.Error())
+			}
+		default:
+			failed++
+			if d.Log != nil {
+				d.Log.WarnContext(ctx, "push failed", "event", o.ID, "error", err.Error())
+			}
+		}
+	})
+	d.count(ctx, "PushesDelivered", delivered)
+	d.count(ctx, "PushesGone", gone)
+	d.count(ctx, "PushesFailed", failed)
+	return nil
+}
+
+// withoutContent is the data of an event too big for one WebSocket frame:
+// everything but the message text, flagged so the client fetches it.
+func withoutContent(data map[string]any) []byte {
+	slim := make(map[string]any, len(data)+1)
+	for k, v := range data {
+		if k != "message" {
+			slim[k] = v
+		}
+	}
+	slim["contentOmitted"] = true
+	return marshal(slim)
+}
+
+// parallel runs f(0…n-1) with at most limit in flight.
+func parallel(n, limit int, f func(int)) {
+	if limit <= 0 {
+		limit = 32
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}(i)
+	}
+	wg.Wait()
+}

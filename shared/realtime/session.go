@@ -1,0 +1,145 @@
+package realtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// MaxConnection is API Gateway's limit on a WebSocket connection's life.
+const MaxConnection = 2 * time.Hour
+
+// Sessions serves the WebSocket routes: $connect, $disconnect and the
+// client frames of $default (docs/realtime.md).
+type Sessions struct {
+	Connections ConnectionStore
+	Reader      *Reader
+	Pusher      Pusher
+	Now         func() time.Time
+}
+
+func (s *Sessions) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Connect registers a connection for its user until API Gateway's limit or
+// the token's expiry, whichever comes first: an expired token stops
+// receiving events even on an open connection.
+func (s *Sessions) Connect(ctx context.Context, userID, connectionID string, tokenExpires time.Time) error {
+	until := s.now().Add(MaxConnection)
+	if !tokenExpires.IsZero() && tokenExpires.Before(until) {
+		until = tokenExpires
+	}
+	return s.Connections.Add(ctx, userID, connectionID, until)
+}
+
+// Disconnect forgets a connection.
+func (s *Sessions) Disconnect(ctx context.Context, userID, connectionID string) error {
+	return s.Connections.Remove(ctx, userID, connectionID)
+}
+
+// ClientFrame is a frame a client sends.
+type ClientFrame struct {
+	Action string `json:"action"`
+	Cursor string `json:"cursor,omitempty"`
+}
+
+// ParseClientFrame reads a client frame; the error is a protocol error
+// frame's code.
+func ParseClientFrame(body []byte) (ClientFrame, error) {
+	var f ClientFrame
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&f); err != nil || dec.More() {
+		return ClientFrame{}, errFrame("InvalidFrame", "A client frame must be one JSON object such as {\"action\":\"ping\"}.")
+	}
+	switch f.Action {
+	case "":
+		return ClientFrame{}, errFrame("InvalidFrame", "A client frame needs an \"action\": ping or resume.")
+	case "ping":
+		return f, nil
+	case "resume":
+		if f.Cursor == "" {
+			return ClientFrame{}, errFrame("InvalidCursor", "resume needs a \"cursor\" from an earlier event.")
+		}
+		return f, nil
+	default:
+		return ClientFrame{}, errFrame("UnknownAction", "Unknown action "+quote(f.Action)+"; the actions are ping and resume.")
+	}
+}
+
+type frameError struct{ code, message string }
+
+func (e *frameError) Error() string { return e.code + ": " + e.message }
+
+func errFrame(code, message string) error { return &frameError{code, message} }
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// Message handles one client frame. Answers are pushed to the connection.
+func (s *Sessions) Message(ctx context.Context, userID, connectionID string, body []byte) error {
+	f, err := ParseClientFrame(body)
+	var fe *frameError
+	if errors.As(err, &fe) {
+		return s.Pusher.Push(ctx, connectionID, marshal(map[string]any{"type": "error", "error": map[string]string{"code": fe.code, "message": fe.message}}))
+	}
+	switch f.Action {
+	case "ping":
+		return s.Pusher.Push(ctx, connectionID, []byte(`{"type":"pong"}`))
+	default:
+		return s.Resume(ctx, userID, connectionID, f.Cursor, false)
+	}
+}
+
+// Resume pushes every stored event after cursor, oldest first, then
+// "resumed" with the cursor to keep; or "resyncRequired" when the cursor is
+// too old or not ours. waitOpen retries while the connection is still being
+// opened: a resume asked for in the connect URL starts during $connect,
+// before API Gateway accepts pushes to the connection.
+func (s *Sessions) Resume(ctx context.Context, userID, connectionID, cursor string, waitOpen bool) error {
+	push := func(frame []byte) error { return s.Pusher.Push(ctx, connectionID, frame) }
+	if waitOpen {
+		push = func(frame []byte) error { return s.pushWhenOpen(ctx, connectionID, frame) }
+	}
+	next := cursor
+	for {
+		b, err := s.Reader.Read(ctx, userID, next, 100, false)
+		if errors.Is(err, ErrCursorExpired) || errors.Is(err, ErrInvalidCursor) {
+			return push([]byte(`{"type":"resyncRequired"}`))
+		}
+		if err != nil {
+			return err
+		}
+		for _, f := range b.Frames {
+			if err := push(f); err != nil {
+				return err
+			}
+		}
+		next = b.Cursor
+		if len(b.Frames) < 100 {
+			break
+		}
+	}
+	return push(marshal(map[string]string{"type": "resumed", "cursor": next}))
+}
+
+func (s *Sessions) pushWhenOpen(ctx context.Context, connectionID string, frame []byte) error {
+	delay := 50 * time.Millisecond
+	deadline := s.now().Add(5 * time.Second)
+	for {
+		err := s.Pusher.Push(ctx, connectionID, frame)
+		if !errors.Is(err, ErrGone) || s.now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
