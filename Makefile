@@ -29,6 +29,12 @@ RemoveParticipantFunction := remove-participant
 SendReadReceiptFunction   := send-read-receipt
 ListReadReceiptsFunction  := list-read-receipts
 SendTypingFunction        := send-typing
+WsAuthorizerFunction      := ws-authorizer
+WsConnectFunction         := ws-connect
+WsDisconnectFunction      := ws-disconnect
+WsDefaultFunction         := ws-default
+DispatchFunction          := dispatch
+PollEventsFunction        := poll-events
 
 FUNCTIONS := CreateIdentityFunction DeleteIdentityFunction IssueTokenFunction RevokeTokensFunction \
 	ChatAuthorizerFunction CreateThreadFunction GetThreadFunction ListThreadsFunction \
@@ -36,7 +42,9 @@ FUNCTIONS := CreateIdentityFunction DeleteIdentityFunction IssueTokenFunction Re
 	SendMessageFunction ListMessagesFunction GetMessageFunction \
 	UpdateMessageFunction DeleteMessageFunction ListParticipantsFunction \
 	AddParticipantsFunction RemoveParticipantFunction SendReadReceiptFunction \
-	ListReadReceiptsFunction SendTypingFunction
+	ListReadReceiptsFunction SendTypingFunction \
+	WsAuthorizerFunction WsConnectFunction WsDisconnectFunction \
+	WsDefaultFunction DispatchFunction PollEventsFunction
 
 .PHONY: help run test deps lint build clean
 

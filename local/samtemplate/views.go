@@ -2,7 +2,9 @@ package samtemplate
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -220,4 +222,141 @@ func keySchema(v any) []types.KeySchemaElement {
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
+}
+
+// WebSocketAPI is an AWS::ApiGatewayV2::Api of protocol WEBSOCKET with its
+// routes, authorizer and stage.
+type WebSocketAPI struct {
+	ID                 string
+	Stage              string
+	AuthorizerFunction string            // the $connect REQUEST authorizer's function, "" for none
+	IdentityQuery      string            // the query parameter that is its identity source
+	Routes             map[string]string // route key -> function id
+}
+
+// subRef is the logical id inside a "${Id}" or "${Id.Attr}" of a !Sub string.
+var subRef = regexp.MustCompile(`\$\{([A-Za-z0-9]+)(\.[A-Za-z]+)?\}`)
+
+func subRefs(v any) []string {
+	s, _ := Path(v, "Fn::Sub").(string)
+	var out []string
+	for _, m := range subRef.FindAllStringSubmatch(s, -1) {
+		if !strings.HasPrefix(m[1], "AWS") {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+// functionOf follows an integration or authorizer URI to its function.
+func (t *Template) functionOf(uri any) string {
+	for _, id := range subRefs(uri) {
+		if t.Resources[id].Type == "AWS::Serverless::Function" {
+			return id
+		}
+	}
+	return ""
+}
+
+// WebSocketAPIs lists the template's WebSocket APIs.
+func (t *Template) WebSocketAPIs() ([]WebSocketAPI, error) {
+	var out []WebSocketAPI
+	for _, id := range t.OfType("AWS::ApiGatewayV2::Api") {
+		if Path(t.Resources[id].Properties, "ProtocolType") != "WEBSOCKET" {
+			continue
+		}
+		api := WebSocketAPI{ID: id, Routes: map[string]string{}}
+		for _, sid := range t.OfType("AWS::ApiGatewayV2::Stage") {
+			if p := t.Resources[sid].Properties; Ref(p["ApiId"]) == id {
+				api.Stage, _ = p["StageName"].(string)
+			}
+		}
+		for _, rid := range t.OfType("AWS::ApiGatewayV2::Route") {
+			p := t.Resources[rid].Properties
+			if Ref(p["ApiId"]) != id {
+				continue
+			}
+			key, _ := p["RouteKey"].(string)
+			var integ string
+			if refs := subRefs(p["Target"]); len(refs) == 1 {
+				integ = refs[0]
+			}
+			fn := t.functionOf(t.Resources[integ].Properties["IntegrationUri"])
+			if fn == "" {
+				return nil, fmt.Errorf("template: route %s of %s has no Lambda integration", key, id)
+			}
+			api.Routes[key] = fn
+			if aid := Ref(p["AuthorizerId"]); aid != "" {
+				ap := t.Resources[aid].Properties
+				api.AuthorizerFunction = t.functionOf(ap["AuthorizerUri"])
+				for _, src := range asList(ap["IdentitySource"]) {
+					if s, _ := src.(string); strings.HasPrefix(s, "route.request.querystring.") {
+						api.IdentityQuery = strings.TrimPrefix(s, "route.request.querystring.")
+					}
+				}
+				if api.AuthorizerFunction == "" || api.IdentityQuery == "" {
+					return nil, fmt.Errorf("template: authorizer %s needs a Lambda and a query-string identity source", aid)
+				}
+			}
+		}
+		out = append(out, api)
+	}
+	return out, nil
+}
+
+// StreamMapping is a DynamoDB stream event source of a function.
+type StreamMapping struct {
+	Function                string
+	Table                   string // logical id of the table whose stream it reads
+	StartingPosition        string
+	BatchSize               int
+	MaxBatchingWindow       time.Duration
+	MaxRetryAttempts        int
+	MaxRecordAge            time.Duration
+	Bisect                  bool
+	ReportBatchItemFailures bool
+	Filters                 []string
+	HasDeadLetterQueue      bool
+}
+
+// StreamMappings lists every function's DynamoDB events.
+func (t *Template) StreamMappings() []StreamMapping {
+	var out []StreamMapping
+	for _, f := range t.OfType("AWS::Serverless::Function") {
+		evs, _ := t.Resources[f].Properties["Events"].(map[string]any)
+		for _, ev := range evs {
+			if Path(ev, "Type") != "DynamoDB" {
+				continue
+			}
+			p, _ := Path(ev, "Properties").(map[string]any)
+			m := StreamMapping{Function: f, MaxRetryAttempts: -1}
+			m.Table, _ = GetAtt(p["Stream"])
+			m.StartingPosition, _ = p["StartingPosition"].(string)
+			m.BatchSize, _ = p["BatchSize"].(int)
+			if n, ok := p["MaximumBatchingWindowInSeconds"].(int); ok {
+				m.MaxBatchingWindow = time.Duration(n) * time.Second
+			}
+			if n, ok := p["MaximumRetryAttempts"].(int); ok {
+				m.MaxRetryAttempts = n
+			}
+			if n, ok := p["MaximumRecordAgeInSeconds"].(int); ok && n > 0 {
+				m.MaxRecordAge = time.Duration(n) * time.Second
+			}
+			m.Bisect, _ = p["BisectBatchOnFunctionError"].(bool)
+			for _, rt := range asList(p["FunctionResponseTypes"]) {
+				if rt == "ReportBatchItemFailures" {
+					m.ReportBatchItemFailures = true
+				}
+			}
+			for _, fl := range asList(Path(p, "FilterCriteria", "Filters")) {
+				if s, ok := Path(fl, "Pattern").(string); ok {
+					m.Filters = append(m.Filters, s)
+				}
+			}
+			m.HasDeadLetterQueue = Path(p, "DestinationConfig", "OnFailure", "Destination") != nil
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Function < out[j].Function })
+	return out
 }
