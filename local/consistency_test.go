@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/threadline/threadline/local/samtemplate"
+	"github.com/threadline/threadline/shared/store"
 )
 
 // The one-source-of-truth test: functions/, template.yaml, the Makefile,
@@ -133,6 +135,34 @@ func TestLocalStackServesExactlyTheTemplate(t *testing.T) {
 	}
 	if len(want) == 0 {
 		t.Fatal("the template has no routes")
+	}
+
+	// The WebSocket API: every route and the authorizer are wired to the
+	// template's functions, and nothing else is.
+	apis, err := s.Template.WebSocketAPIs()
+	if err != nil || len(apis) != 1 {
+		t.Fatalf("WebSocket APIs: %v %v", apis, err)
+	}
+	ws := s.WebSocket
+	gotWS := map[string]string{"$connect": ws.Connect, "$disconnect": ws.Disconnect, "$default": ws.Default, "authorizer": ws.Authorizer, "identity": ws.IdentityQuery}
+	wantWS := map[string]string{"authorizer": apis[0].AuthorizerFunction, "identity": apis[0].IdentityQuery}
+	for k, v := range apis[0].Routes {
+		wantWS[k] = v
+	}
+	if fmt.Sprint(gotWS) != fmt.Sprint(wantWS) {
+		t.Errorf("local WebSocket API %v, template %v", gotWS, wantWS)
+	}
+	// The stream mappings run with the template's filters, which are the
+	// ones the dispatcher's decoder expects.
+	ms := s.Template.StreamMappings()
+	if len(ms) != 1 || len(s.Streams) != 1 {
+		t.Fatalf("stream mappings %+v, running %d", ms, len(s.Streams))
+	}
+	if !slices.Equal(ms[0].Filters, store.StreamFilters) {
+		t.Errorf("template filters %v, store.StreamFilters %v", ms[0].Filters, store.StreamFilters)
+	}
+	if !ms[0].ReportBatchItemFailures || !ms[0].Bisect || ms[0].MaxRetryAttempts < 0 || !ms[0].HasDeadLetterQueue {
+		t.Errorf("the dispatch mapping must report partial failures, bisect, bound its retries and dead-letter: %+v", ms[0])
 	}
 
 	// The tables the stack made match template.yaml's definitions.

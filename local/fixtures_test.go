@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -25,7 +26,7 @@ func TestSampleEvents(t *testing.T) {
 	mapping, _ := makefileFunctions(t)
 	cases := []struct {
 		function string
-		status   int    // HTTP functions
+		status   int    // HTTP (and WebSocket route) status; 0 HTTP authorizer, -1 WebSocket authorizer, -2 stream
 		code     string // the ACS error code, or the authorizer's authError
 	}{
 		{"CreateIdentityFunction", 401, "Unauthorized"},
@@ -49,6 +50,12 @@ func TestSampleEvents(t *testing.T) {
 		{"SendReadReceiptFunction", 404, "NotFound"},
 		{"ListReadReceiptsFunction", 404, "NotFound"},
 		{"SendTypingFunction", 404, "NotFound"},
+		{"PollEventsFunction", 200, ""},
+		{"WsAuthorizerFunction", -1, "Unauthorized"}, // a token of another deployment fails the handshake
+		{"WsConnectFunction", 200, ""},
+		{"WsDisconnectFunction", 200, ""},
+		{"WsDefaultFunction", 200, ""}, // the ping's connection is gone: nothing to answer
+		{"DispatchFunction", -2, ""},   // a batch holding the creation's own system message: no event, no failure
 	}
 	if len(cases) != len(mapping) {
 		t.Fatalf("%d cases for %d functions: add the new function's sample here", len(cases), len(mapping))
@@ -60,8 +67,21 @@ func TestSampleEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 			out, err := host.Invoke(context.Background(), c.function, payload)
+			if c.status == -1 {
+				if err == nil || !strings.Contains(err.Error(), c.code) {
+					t.Errorf("authorizer answered %s, %v; want the error %q", out, err, c.code)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c.status == -2 {
+				var resp events.DynamoDBEventResponse
+				if err := json.Unmarshal(out, &resp); err != nil || len(resp.BatchItemFailures) != 0 {
+					t.Errorf("dispatch answered %s, %v", out, err)
+				}
+				return
 			}
 			if c.status == 0 {
 				var resp events.APIGatewayV2CustomAuthorizerSimpleResponse

@@ -58,6 +58,7 @@ func startStack(t testing.TB, opts ...stackOption) *testStack {
 	cfg := Config{
 		StateDir:       t.TempDir(),
 		HTTPAddr:       "127.0.0.1:0",
+		WSAddr:         "127.0.0.1:0",
 		DynamoEndpoint: sharedDDB.Endpoint,
 		TablePrefix:    fmt.Sprintf("t%d_%d_", os.Getpid(), stackSeq.Add(1)),
 		FunctionLog:    io.Discard,

@@ -2,22 +2,35 @@ package local
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/threadline/threadline/shared/apigw"
 	"github.com/threadline/threadline/shared/chatapi"
+	"github.com/threadline/threadline/shared/dispatch"
 	"github.com/threadline/threadline/shared/identity"
 	"github.com/threadline/threadline/shared/identityapi"
+	"github.com/threadline/threadline/shared/realtime"
 	"github.com/threadline/threadline/shared/store"
+	"github.com/threadline/threadline/shared/wsapi"
 )
 
 // deps are what the functions get locally in place of their environment:
-// the same store, and the secrets that Secrets Manager holds in AWS.
+// the same stores and clients, and the secrets that Secrets Manager holds in
+// AWS.
 type deps struct {
 	store         *store.Store
+	rt            *store.Realtime
+	pusher        realtime.Pusher    // the real management API client, pointed at the local WebSocket API
+	async         wsapi.AsyncInvoker // the local Lambda host
+	feedRetention time.Duration
 	resourceID    string
 	accessKey     []byte
 	signingSecret []byte
 	log           func(function string) *slog.Logger
+}
+
+func (d deps) reader() *realtime.Reader {
+	return &realtime.Reader{Feed: d.rt, Messages: d.store, Retention: d.feedRetention}
 }
 
 func (d deps) identityAPI() (*identityapi.API, error) {
@@ -94,6 +107,29 @@ var handlers = map[string]func(d deps) (any, error){
 		return apigw.HTTP("ListReadReceipts", d.log("list-read-receipts"), chatapi.New(d.store).ListReadReceipts), nil
 	},
 	"SendTypingFunction": func(d deps) (any, error) {
-		return apigw.HTTP("SendTyping", d.log("send-typing"), chatapi.New(d.store).SendTyping), nil
+		api := chatapi.New(d.store)
+		api.Chat.Typing = &realtime.Typist{Roster: d.store, Connections: d.rt, Pusher: d.pusher}
+		return apigw.HTTP("SendTyping", d.log("send-typing"), api.SendTyping), nil
+	},
+	"WsAuthorizerFunction": func(d deps) (any, error) {
+		return wsapi.Authorizer(identity.NewAuthenticator(d.store, d.store), d.log("ws-authorizer")), nil
+	},
+	"WsConnectFunction": func(d deps) (any, error) {
+		return wsapi.Connect(&realtime.Sessions{Connections: d.rt}, d.async, "WsDefaultFunction", d.log("ws-connect")), nil
+	},
+	"WsDisconnectFunction": func(d deps) (any, error) {
+		return wsapi.Disconnect(&realtime.Sessions{Connections: d.rt}, d.log("ws-disconnect")), nil
+	},
+	"WsDefaultFunction": func(d deps) (any, error) {
+		return wsapi.Default(&realtime.Sessions{Connections: d.rt, Reader: d.reader(), Pusher: d.pusher}, d.log("ws-default")), nil
+	},
+	"DispatchFunction": func(d deps) (any, error) {
+		log := d.log("dispatch")
+		return dispatch.Handler(&realtime.Dispatcher{
+			Roster: d.store, Feed: d.rt, Connections: d.rt, Pusher: d.pusher, Retention: d.feedRetention, Log: log,
+		}, log), nil
+	},
+	"PollEventsFunction": func(d deps) (any, error) {
+		return apigw.HTTP("PollEvents", d.log("poll-events"), chatapi.PollEvents(d.reader(), nil)), nil
 	},
 }

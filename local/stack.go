@@ -33,7 +33,9 @@ import (
 	"github.com/threadline/threadline/local/httpapi"
 	"github.com/threadline/threadline/local/lambdahost"
 	"github.com/threadline/threadline/local/samtemplate"
+	"github.com/threadline/threadline/local/streams"
 	"github.com/threadline/threadline/local/tlsca"
+	"github.com/threadline/threadline/local/wsgateway"
 	"github.com/threadline/threadline/shared/obs"
 	"github.com/threadline/threadline/shared/store"
 )
@@ -53,6 +55,13 @@ type Config struct {
 	InMemory       bool
 	TablePrefix    string // prefixed to each table's logical id
 
+	WSAddr             string                  // default 127.0.0.1:8444: the WebSocket API and its @connections API
+	WSLimits           wsgateway.Limits        // zero fields take API Gateway's limits
+	StreamPollInterval time.Duration           // how often an idle stream is polled; default 50 ms
+	FeedRetention      time.Duration           // overrides the template's FeedRetentionHours default
+	Wrap               func(Invoker) Invoker   // tests wrap the function host to inject faults
+	WrapDB             func(store.DB) store.DB // tests wrap the functions' DynamoDB client to inject faults
+
 	AuthorizerTTL *time.Duration // overrides the template's cache TTL
 	FunctionLog   io.Writer      // the functions' JSON logs; default StateDir/logs/functions.log
 	AccessLog     io.Writer      // one line per request; nil discards
@@ -61,22 +70,33 @@ type Config struct {
 
 // Stack is a running local stack.
 type Stack struct {
-	Info     Info
-	Template *samtemplate.Template
-	Gateway  *httpapi.Gateway
-	Store    *store.Store
-	DynamoDB *dynamodb.Client
-	CA       *tlsca.CA
-	Secrets  Secrets
+	Info      Info
+	Template  *samtemplate.Template
+	Gateway   *httpapi.Gateway
+	WebSocket *wsgateway.Gateway
+	Host      *lambdahost.Host
+	Streams   []*streams.Run
+	Store     *store.Store
+	Realtime  *store.Realtime
+	DynamoDB  *dynamodb.Client
+	CA        *tlsca.CA
+	Secrets   Secrets
 
-	server  *http.Server
+	servers []*http.Server
 	ddb     *ddblocal.Server
 	closers []io.Closer
+}
+
+// Invoker runs a function by logical id, like Lambda (lambdahost.Host).
+type Invoker interface {
+	Invoke(ctx context.Context, function string, payload []byte) ([]byte, error)
 }
 
 // Info is what .local/stack.json holds, for tools and tests to find the stack.
 type Info struct {
 	HTTPAPI          string            `json:"httpApi"`
+	WebSocket        string            `json:"webSocket"`
+	Connections      string            `json:"connections"` // the @connections management API
 	ConnectionString string            `json:"connectionString"`
 	CACert           string            `json:"caCert"`
 	DynamoDB         string            `json:"dynamodb"`
@@ -146,7 +166,12 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Store = &store.Store{DB: s.DynamoDB, Table: tables["ChatTable"]}
+	var db store.DB = s.DynamoDB
+	if cfg.WrapDB != nil {
+		db = cfg.WrapDB(db)
+	}
+	s.Store = &store.Store{DB: db, Table: tables["ChatTable"]}
+	s.Realtime = &store.Realtime{DB: db, Connections: tables["ConnectionsTable"], Feed: tables["FeedTable"]}
 	if s.Secrets, err = loadSecrets(filepath.Join(cfg.StateDir, "secrets.json")); err != nil {
 		return nil, err
 	}
@@ -161,11 +186,46 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		s.closers = append(s.closers, f)
 		funcLog = f
 	}
+	if s.CA, err = tlsca.Ensure(filepath.Join(cfg.StateDir, "tls")); err != nil {
+		return nil, err
+	}
+	cert, err := s.CA.ServerCertificate()
+	if err != nil {
+		return nil, err
+	}
+	httpLn, err := listen(cfg.HTTPAddr, "127.0.0.1:8443")
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, httpLn)
+	wsLn, err := listen(cfg.WSAddr, "127.0.0.1:8444")
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, wsLn)
+	wsURL := "https://" + wsLn.Addr().String()
+
+	s.Host = &lambdahost.Host{OnAsyncError: func(fn string, err error) {
+		fmt.Fprintf(funcLog, `{"level":"ERROR","msg":"async invocation failed","function":%q,"error":%q}`+"\n", fn, err.Error())
+	}}
+	var invoker Invoker = s.Host
+	if cfg.Wrap != nil {
+		invoker = cfg.Wrap(s.Host)
+	}
+	pusher, err := newPusher(wsURL, s.CA)
+	if err != nil {
+		return nil, err
+	}
+	retention := cfg.FeedRetention
+	if retention == 0 {
+		h, _ := s.Template.ParameterDefault("FeedRetentionHours").(int)
+		retention = time.Duration(h) * time.Hour
+	}
 	d := deps{
-		store: s.Store, resourceID: s.Secrets.ResourceID, accessKey: key, signingSecret: []byte(s.Secrets.SigningSecret),
+		store: s.Store, rt: s.Realtime, pusher: pusher, async: s.Host, feedRetention: retention,
+		resourceID: s.Secrets.ResourceID, accessKey: key, signingSecret: []byte(s.Secrets.SigningSecret),
 		log: func(fn string) *slog.Logger { return obs.NewLogger(funcLog, fn) },
 	}
-	host := &lambdahost.Host{}
 	for _, f := range s.Template.Functions() {
 		build, ok := handlers[f.ID]
 		if !ok {
@@ -175,34 +235,32 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("local: build %s: %w", f.ID, err)
 		}
-		host.Register(f.ID, h, f.Timeout)
+		s.Host.Register(f.ID, h, f.Timeout)
 	}
-	if s.Gateway, err = newGateway(s.Template, host, cfg); err != nil {
+	if s.Gateway, err = newGateway(s.Template, s.Host, invoker, cfg); err != nil {
 		return nil, err
 	}
-	if s.CA, err = tlsca.Ensure(filepath.Join(cfg.StateDir, "tls")); err != nil {
+	if s.WebSocket, err = newWebSocketGateway(s.Template, invoker, cfg); err != nil {
 		return nil, err
 	}
-	cert, err := s.CA.ServerCertificate()
-	if err != nil {
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	for _, sv := range []struct {
+		ln net.Listener
+		h  http.Handler
+	}{{httpLn, s.Gateway}, {wsLn, s.WebSocket}} {
+		srv := &http.Server{Handler: sv.h, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		s.servers = append(s.servers, srv)
+		go func(ln net.Listener) { _ = srv.ServeTLS(ln, "", "") }(sv.ln)
+	}
+	if err := s.startStreams(ctx, endpoint, invoker, tables, cfg); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("local: listen on %s (is another stack running?): %w", cfg.HTTPAddr, err)
-	}
-	s.server = &http.Server{
-		Handler:           s.Gateway,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
-	}
-	go func() { _ = s.server.ServeTLS(ln, "", "") }()
 
 	s.Info = Info{
-		HTTPAPI:          "https://" + ln.Addr().String(),
-		ConnectionString: "endpoint=https://" + ln.Addr().String() + "/;accesskey=" + s.Secrets.AccessKey,
+		HTTPAPI:          "https://" + httpLn.Addr().String(),
+		WebSocket:        "wss://" + wsLn.Addr().String(),
+		Connections:      wsURL,
+		ConnectionString: "endpoint=https://" + httpLn.Addr().String() + "/;accesskey=" + s.Secrets.AccessKey,
 		CACert:           s.CA.CertFile,
 		DynamoDB:         endpoint,
 		Region:           Region,
@@ -217,8 +275,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	return s, nil
 }
 
-func newGateway(t *samtemplate.Template, host *lambdahost.Host, cfg Config) (*httpapi.Gateway, error) {
-	g := &httpapi.Gateway{Invoker: host, Authorizers: map[string]httpapi.Authorizer{}}
+func newGateway(t *samtemplate.Template, host *lambdahost.Host, invoker Invoker, cfg Config) (*httpapi.Gateway, error) {
+	g := &httpapi.Gateway{Invoker: invoker, Authorizers: map[string]httpapi.Authorizer{}}
 	if cfg.AccessLog != nil {
 		g.Log = slog.New(slog.NewTextHandler(cfg.AccessLog, &slog.HandlerOptions{
 			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
@@ -324,9 +382,15 @@ func loadSecrets(path string) (Secrets, error) {
 
 // Close stops the stack; data in StateDir stays.
 func (s *Stack) Close() {
-	if s.server != nil {
+	for _, r := range s.Streams {
+		r.Stop()
+	}
+	if s.WebSocket != nil {
+		s.WebSocket.Close()
+	}
+	for _, srv := range s.servers {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = s.server.Shutdown(ctx)
+		_ = srv.Shutdown(ctx)
 		cancel()
 	}
 	if s.ddb != nil {

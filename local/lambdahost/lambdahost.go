@@ -21,6 +21,8 @@ import (
 
 // Host holds the registered functions.
 type Host struct {
+	OnAsyncError func(function string, err error) // where InvokeAsync failures are reported
+
 	mu  sync.RWMutex
 	fns map[string]function
 }
@@ -84,4 +86,19 @@ func traceHeader() string {
 	_, _ = rand.Read(p[:])
 	return "Root=1-" + strconv.FormatInt(time.Now().Unix(), 16) + "-" + hex.EncodeToString(b[:]) +
 		";Parent=" + hex.EncodeToString(p[:]) + ";Sampled=1"
+}
+
+// InvokeAsync runs a function without waiting, like an InvocationType=Event
+// invoke; failures go to onError (Lambda would retry twice, then drop or
+// send to a destination).
+func (h *Host) InvokeAsync(ctx context.Context, id string, payload []byte) error {
+	if !h.Has(id) {
+		return fmt.Errorf("%w %q", ErrUnknownFunction, id)
+	}
+	go func() {
+		if _, err := h.Invoke(context.WithoutCancel(ctx), id, payload); err != nil && h.OnAsyncError != nil {
+			h.OnAsyncError(id, err)
+		}
+	}()
+	return nil
 }
