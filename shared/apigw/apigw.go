@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/threadline/threadline/shared/fault"
+	"github.com/threadline/threadline/shared/obs"
 )
 
 // Request is one HTTP API request as a handler sees it.
@@ -130,13 +131,20 @@ func HTTP(op string, log *slog.Logger, h Handler) func(context.Context, events.A
 	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, err error) {
 		start := time.Now()
 		reqID := ev.RequestContext.RequestID
+		ctx, rec := obs.WithRecorder(ctx)
 		var herr error
 		defer func() {
+			// Recover first, so a panic is counted as the 500 it becomes.
 			if p := recover(); p != nil {
 				log.ErrorContext(ctx, "panic", "operation", op, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				herr = fmt.Errorf("panic: %v", p)
 				resp, err = errorResponse(herr, reqID), nil
 			}
+			rec.Add(obs.Requests, 1)
+			rec.Add(obs.ClientErrors, b2f(resp.StatusCode >= 400 && resp.StatusCode < 500))
+			rec.Add(obs.ServerErrors, b2f(resp.StatusCode >= 500))
+			rec.Milliseconds(obs.Latency, time.Since(start))
+			defer rec.Flush(ctx, log, op)
 			attrs := []any{"operation", op, "status", resp.StatusCode, "durationMs", time.Since(start).Milliseconds(),
 				"apiRequestId", reqID, "route", ev.RouteKey}
 			if t := ev.PathParameters["chatThreadId"]; t != "" {
@@ -203,6 +211,13 @@ func marshal(v any) string {
 		return `{"error":{"code":"InternalServerError","message":"The response could not be encoded."}}`
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Location is the Location header for a created resource.

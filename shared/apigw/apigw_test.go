@@ -110,6 +110,9 @@ func TestHTTPPanicBecomes500(t *testing.T) {
 	if !strings.Contains(logs.String(), "panic") || !strings.Contains(logs.String(), `"status":500`) {
 		t.Errorf("logs = %s; want the panic and a 500 request line", logs.String())
 	}
+	if !strings.Contains(logs.String(), `"ServerErrors":1`) {
+		t.Errorf("logs = %s; the panic must count as a server error", logs.String())
+	}
 }
 
 func TestHTTPErrors(t *testing.T) {

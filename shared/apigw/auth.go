@@ -12,6 +12,7 @@ import (
 	"github.com/threadline/threadline/shared/fault"
 	"github.com/threadline/threadline/shared/hmacauth"
 	"github.com/threadline/threadline/shared/identity"
+	"github.com/threadline/threadline/shared/obs"
 )
 
 // Keys of the authorizer context API Gateway hands to every operation.
@@ -30,7 +31,15 @@ const (
 // ACS-shaped 401 (see Principal). The result is cached per token by API
 // Gateway, so the expiry is passed along and checked again per request.
 func Authorizer(auth *identity.Authenticator, log *slog.Logger) func(context.Context, events.APIGatewayV2CustomAuthorizerV2Request) (events.APIGatewayV2CustomAuthorizerSimpleResponse, error) {
-	return func(ctx context.Context, ev events.APIGatewayV2CustomAuthorizerV2Request) (events.APIGatewayV2CustomAuthorizerSimpleResponse, error) {
+	return func(ctx context.Context, ev events.APIGatewayV2CustomAuthorizerV2Request) (_ events.APIGatewayV2CustomAuthorizerSimpleResponse, err error) {
+		ctx, rec := obs.WithRecorder(ctx)
+		start := time.Now()
+		defer func() {
+			rec.Add(obs.Requests, 1)
+			rec.Add(obs.ServerErrors, b2f(err != nil))
+			rec.Milliseconds(obs.Latency, time.Since(start))
+			rec.Flush(ctx, log, "ChatAuthorizer")
+		}()
 		header := ev.Headers["authorization"]
 		if header == "" && len(ev.IdentitySource) > 0 {
 			header = ev.IdentitySource[0]
@@ -45,6 +54,7 @@ func Authorizer(auth *identity.Authenticator, log *slog.Logger) func(context.Con
 				return events.APIGatewayV2CustomAuthorizerSimpleResponse{}, err
 			}
 			log.InfoContext(ctx, "token refused", "code", fe.Code)
+			rec.Add(obs.ClientErrors, 1)
 			return events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: true, Context: map[string]any{
 				ctxAuthError: fe.Code, ctxAuthMessage: fe.Message,
 			}}, nil

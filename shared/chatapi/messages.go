@@ -12,6 +12,7 @@ import (
 	"github.com/threadline/threadline/shared/apigw"
 	"github.com/threadline/threadline/shared/chat"
 	"github.com/threadline/threadline/shared/fault"
+	"github.com/threadline/threadline/shared/obs"
 )
 
 // SendMessage is POST /chat/threads/{chatThreadId}/messages.
@@ -35,6 +36,7 @@ func (a *API) SendMessage(ctx context.Context, r *apigw.Request) (apigw.Response
 	if err != nil {
 		return apigw.Response{}, err
 	}
+	obs.From(ctx).Add(obs.MessagesSent, 1)
 	id := chat.MessageID(threadID, m.Seq)
 	out := apigw.JSON(http.StatusCreated, acs.SendChatMessageResult{ID: id})
 	out.Headers = apigw.Location(r, threadPath(threadID)+"/messages/"+id)

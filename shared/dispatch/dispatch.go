@@ -7,10 +7,12 @@ package dispatch
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/threadline/threadline/shared/chat"
+	"github.com/threadline/threadline/shared/obs"
 	"github.com/threadline/threadline/shared/realtime"
 	"github.com/threadline/threadline/shared/store"
 )
@@ -24,10 +26,19 @@ var _ Deliverer = (*realtime.Dispatcher)(nil)
 
 // Handler handles one batch of stream records.
 func Handler(d Deliverer, log *slog.Logger) func(context.Context, events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
-	return func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+	return func(ctx context.Context, ev events.DynamoDBEvent) (_ events.DynamoDBEventResponse, err error) {
+		ctx, rec := obs.WithRecorder(ctx)
+		start := time.Now()
+		defer func() {
+			rec.Add(obs.StreamRecords, float64(len(ev.Records)))
+			rec.Add(obs.ServerErrors, 0)
+			rec.Milliseconds(obs.Latency, time.Since(start))
+			rec.Flush(ctx, log, "Dispatch")
+		}()
 		var changes []chat.Change
 		var seqs []string
 		fail := func(seq string) (events.DynamoDBEventResponse, error) {
+			rec.Add(obs.ServerErrors, 1)
 			return events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{{ItemIdentifier: seq}}}, nil
 		}
 		for _, rec := range ev.Records {

@@ -46,13 +46,13 @@ func AWS(ctx context.Context) aws.Config {
 
 // Store is the chat table named by TABLE_NAME.
 func Store(cfg aws.Config) *store.Store {
-	return &store.Store{DB: dynamodb.NewFromConfig(cfg), Table: Require("TABLE_NAME")}
+	return &store.Store{DB: dynamodb.NewFromConfig(cfg, store.Instrument), Table: Require("TABLE_NAME")}
 }
 
 // Realtime is the connections and feed tables named by CONNECTIONS_TABLE
 // and FEED_TABLE.
 func Realtime(cfg aws.Config) *store.Realtime {
-	return &store.Realtime{DB: dynamodb.NewFromConfig(cfg), Connections: Require("CONNECTIONS_TABLE"), Feed: Require("FEED_TABLE")}
+	return &store.Realtime{DB: dynamodb.NewFromConfig(cfg, store.Instrument), Connections: Require("CONNECTIONS_TABLE"), Feed: Require("FEED_TABLE")}
 }
 
 // FeedRetention is FEED_RETENTION_HOURS as a duration.

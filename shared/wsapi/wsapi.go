@@ -16,6 +16,7 @@ import (
 
 	"github.com/threadline/threadline/shared/fault"
 	"github.com/threadline/threadline/shared/identity"
+	"github.com/threadline/threadline/shared/obs"
 	"github.com/threadline/threadline/shared/realtime"
 )
 
@@ -32,7 +33,16 @@ const ReplayRoute = "$replay"
 // token fails the handshake with 401 (the error "Unauthorized", API
 // Gateway's convention); a dependency failure is a 500.
 func Authorizer(auth *identity.Authenticator, log *slog.Logger) func(context.Context, events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
-	return func(ctx context.Context, ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
+	return func(ctx context.Context, ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (_ events.APIGatewayCustomAuthorizerResponse, err error) {
+		ctx, rec := obs.WithRecorder(ctx)
+		start := time.Now()
+		defer func() {
+			rec.Add(obs.Requests, 1)
+			rec.Add(obs.ServerErrors, b2f(err != nil && err.Error() != "Unauthorized"))
+			rec.Add(obs.ClientErrors, b2f(err != nil && err.Error() == "Unauthorized"))
+			rec.Milliseconds(obs.Latency, time.Since(start))
+			rec.Flush(ctx, log, "WsAuthorizer")
+		}()
 		p, err := auth.Authenticate(ctx, "Bearer "+ev.QueryStringParameters[TokenParam])
 		if fe, ok := fault.As(err); ok {
 			log.InfoContext(ctx, "handshake refused", "code", fe.Code)
@@ -76,10 +86,34 @@ type AsyncInvoker interface {
 
 var ok = events.APIGatewayProxyResponse{StatusCode: 200}
 
+type route = func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error)
+
+// instrument records a route's metrics: one EMF line per invocation.
+func instrument(op string, log *slog.Logger, h route) route {
+	return func(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+		ctx, rec := obs.WithRecorder(ctx)
+		start := time.Now()
+		resp, err := h(ctx, ev)
+		rec.Add(obs.Requests, 1)
+		rec.Add(obs.ClientErrors, b2f(resp.StatusCode >= 400 && resp.StatusCode < 500))
+		rec.Add(obs.ServerErrors, b2f(err != nil || resp.StatusCode >= 500))
+		rec.Milliseconds(obs.Latency, time.Since(start))
+		rec.Flush(ctx, log, op)
+		return resp, err
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // Connect registers the connection and, when the URL has a cursor, asks the
 // $default function to replay from it as soon as the connection is open.
 func Connect(s *realtime.Sessions, replay AsyncInvoker, defaultFunction string, log *slog.Logger) func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
-	return func(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+	return instrument("WsConnect", log, func(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 		user, exp := caller(ev)
 		if user == "" {
 			return events.APIGatewayProxyResponse{StatusCode: 401}, nil
@@ -101,23 +135,23 @@ func Connect(s *realtime.Sessions, replay AsyncInvoker, defaultFunction string, 
 		}
 		log.InfoContext(ctx, "connected", "connectionId", id)
 		return ok, nil
-	}
+	})
 }
 
 // Disconnect forgets the connection.
 func Disconnect(s *realtime.Sessions, log *slog.Logger) func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
-	return func(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+	return instrument("WsDisconnect", log, func(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 		user, _ := caller(ev)
 		if err := s.Disconnect(ctx, user, ev.RequestContext.ConnectionID); err != nil {
 			log.ErrorContext(ctx, "disconnect failed", "error", err.Error())
 		}
 		return ok, nil
-	}
+	})
 }
 
 // Default answers client frames (ping, resume) and replays for $connect.
 func Default(s *realtime.Sessions, log *slog.Logger) func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
-	return func(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+	return instrument("WsDefault", log, func(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 		user, _ := caller(ev)
 		id := ev.RequestContext.ConnectionID
 		body := []byte(ev.Body)
@@ -136,7 +170,7 @@ func Default(s *realtime.Sessions, log *slog.Logger) func(context.Context, event
 			return events.APIGatewayProxyResponse{StatusCode: 500}, nil
 		}
 		return ok, nil
-	}
+	})
 }
 
 func mustJSON(v any) []byte {
