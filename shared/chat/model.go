@@ -100,8 +100,15 @@ type Participant struct {
 	ShareHistoryTime time.Time // zero: the whole history is shared
 	Metadata         map[string]string
 	JoinedOn         time.Time
+	JoinedSeq        int64     // the sequence id of the participantAdded message that added it
 	RemovedOn        time.Time // zero while a member
 	RemovedSeq       int64     // the sequence id of the participantRemoved message
+}
+
+// Present reports whether the participant was a member when m was sent:
+// only then is m news to it (a user added later reads it in the history).
+func (p Participant) Present(m Message) bool {
+	return p.JoinedSeq <= m.Seq && p.Sees(m)
 }
 
 // Current reports whether the participant is still a member.
@@ -193,6 +200,16 @@ func threadBase(threadID string) (int64, bool) {
 	var ms [8]byte
 	copy(ms[2:], b[:6])
 	return int64(binary.BigEndian.Uint64(ms[:])), true
+}
+
+// ThreadCreatedOn returns the creation time embedded in a thread id, to the
+// millisecond.
+func ThreadCreatedOn(threadID string) (time.Time, bool) {
+	ms, ok := threadBase(threadID)
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms).UTC(), true
 }
 
 // ValidThreadID reports whether id is a thread id Threadline could have made.

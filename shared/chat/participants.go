@@ -154,14 +154,14 @@ func (s *Service) AddParticipants(ctx context.Context, caller Caller, threadID s
 				"A thread holds at most %d participants; it has %d and this request would add %d.", MaxParticipantsPerThread, len(current), len(todo))
 		}
 		now := s.now()
-		var add []Participant
-		for _, id := range todo[:min(len(todo), rosterChunk)] {
-			p := byID[id]
-			add = append(add, Participant{UserID: id, DisplayName: p.DisplayName, ShareHistoryTime: p.ShareHistoryTime, Metadata: p.Metadata, JoinedOn: now})
-		}
 		seq, err := s.systemSeq(ctx, threadID, now)
 		if err != nil {
 			return nil, err
+		}
+		var add []Participant
+		for _, id := range todo[:min(len(todo), rosterChunk)] {
+			p := byID[id]
+			add = append(add, Participant{UserID: id, DisplayName: p.DisplayName, ShareHistoryTime: p.ShareHistoryTime, Metadata: p.Metadata, JoinedOn: now, JoinedSeq: seq})
 		}
 		msg := Message{Seq: seq, Type: TypeParticipantAdded, Participants: add, InitiatorID: caller.UserID, CreatedOn: now, Version: now.UnixMilli()}
 		err = s.Participants.AddParticipants(ctx, RosterChange{ThreadID: threadID, Add: add, At: now, Message: msg, MaxMembers: MaxParticipantsPerThread})

@@ -175,7 +175,7 @@ func (s *Service) admit(ctx context.Context, caller Caller, req []NewParticipant
 			continue
 		}
 		p := byID[id]
-		members = append(members, Participant{UserID: id, DisplayName: p.DisplayName, ShareHistoryTime: p.ShareHistoryTime, Metadata: p.Metadata, JoinedOn: now})
+		members = append(members, Participant{UserID: id, DisplayName: p.DisplayName, ShareHistoryTime: p.ShareHistoryTime, Metadata: p.Metadata, JoinedOn: now, JoinedSeq: 1})
 	}
 	return members, invalid, nil
 }

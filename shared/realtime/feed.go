@@ -69,6 +69,12 @@ func (r *Reader) now() time.Time {
 type Batch struct {
 	Frames [][]byte
 	Cursor string
+	// More is set when the read stopped at its limit; Next is where an
+	// immediate follow-up read continues, exactly after the last entry (the
+	// client's cursor may point Settle earlier, which would read the same
+	// page again).
+	More bool
+	Next FeedKey
 }
 
 // Read returns up to limit events after the cursor ("" means now). With
@@ -94,10 +100,21 @@ func (r *Reader) Read(ctx context.Context, userID, cursor string, limit int, set
 			from = FeedKey{Pos: k.Pos - Settle.Milliseconds()}
 		}
 	}
+	return r.readFrom(ctx, userID, from, cursor, live, limit, settledOnly, horizon)
+}
+
+// ReadNext continues a read that returned More.
+func (r *Reader) ReadNext(ctx context.Context, userID string, prev Batch, limit int) (Batch, error) {
+	horizon := r.now().Add(-Settle).UnixMilli()
+	return r.readFrom(ctx, userID, prev.Next, prev.Cursor, false, limit, false, horizon)
+}
+
+func (r *Reader) readFrom(ctx context.Context, userID string, from FeedKey, cursor string, live bool, limit int, settledOnly bool, horizon int64) (Batch, error) {
 	entries, err := r.Feed.Read(ctx, userID, from, limit)
 	if err != nil {
 		return Batch{}, err
 	}
+	more := len(entries) == limit
 	if settledOnly {
 		for i, e := range entries {
 			if e.Pos > horizon {
@@ -110,10 +127,11 @@ func (r *Reader) Read(ctx context.Context, userID, cursor string, limit int, set
 	if err != nil {
 		return Batch{}, err
 	}
-	b := Batch{Frames: frames}
+	b := Batch{Frames: frames, More: more && len(entries) == limit, Next: from}
 	switch {
 	case len(entries) > 0:
 		last := entries[len(entries)-1]
+		b.Next = FeedKey{Pos: last.Pos, EventID: last.EventID}
 		b.Cursor = encodeCursor(FeedKey{Pos: last.Pos, EventID: last.EventID}, last.Pos > horizon)
 	case cursor != "" && !live && from.Pos > horizon:
 		b.Cursor = cursor

@@ -26,27 +26,6 @@ func occurrences(ch chat.Change, t *chat.Thread, roster []chat.Participant) []Oc
 	return nil
 }
 
-func current(roster []chat.Participant) []string {
-	var out []string
-	for _, p := range roster {
-		if p.Current() {
-			out = append(out, p.UserID)
-		}
-	}
-	return out
-}
-
-// seeing lists the participants, current or removed, who may see m.
-func seeing(roster []chat.Participant, m chat.Message) []string {
-	var out []string
-	for _, p := range roster {
-		if p.Sees(m) {
-			out = append(out, p.UserID)
-		}
-	}
-	return out
-}
-
 func messageOccurrences(ch chat.Change, roster []chat.Participant) []Occurrence {
 	m, old := *ch.Message, ch.OldMessage
 	seq := strconv.FormatInt(m.Seq, 10)
@@ -64,7 +43,11 @@ func messageOccurrences(ch chat.Change, roster []chat.Participant) []Occurrence 
 		default:
 			return nil
 		}
-		return []Occurrence{{ID: id, Type: typ, ThreadID: ch.ThreadID, At: at, Seq: m.Seq, Data: messageData(ch.ThreadID, typ, m), Recipients: seeing(roster, m)}}
+		recipients := chat.SeeingAt(roster, m, at)
+		if typ == TypeMessageReceived {
+			recipients = chat.Arrival(roster, m)
+		}
+		return []Occurrence{{ID: id, Type: typ, ThreadID: ch.ThreadID, At: at, Seq: m.Seq, Data: messageData(ch.ThreadID, typ, m), Recipients: recipients}}
 	case chat.TypeParticipantAdded, chat.TypeParticipantRemoved:
 		// Sequence ids 1 and 2 are the creation's own system messages, which
 		// chatThreadCreated announces.
@@ -72,7 +55,7 @@ func messageOccurrences(ch chat.Change, roster []chat.Participant) []Occurrence 
 			return nil
 		}
 		who := actor(m.InitiatorID, roster)
-		recipients := current(roster)
+		recipients := chat.MembersAtSeq(roster, m.Seq)
 		for _, p := range m.Participants {
 			if !slices.Contains(recipients, p.UserID) {
 				recipients = append(recipients, p.UserID)
@@ -102,21 +85,15 @@ func receiptOccurrences(ch chat.Change, roster []chat.Participant) []Occurrence 
 		Data: map[string]any{
 			"sender": acs.User(r.UserID), "chatMessageId": chat.MessageID(ch.ThreadID, r.Seq), "readOn": acs.Time{Time: r.ReadOn},
 		},
-		Recipients: seeing(roster, chat.Message{Seq: r.Seq, CreatedOn: r.MessageCreatedOn}),
+		Recipients: chat.SeeingAt(roster, chat.Message{Seq: r.Seq, CreatedOn: r.MessageCreatedOn}, r.ReadOn),
 	}}
 }
 
 func threadOccurrences(ch chat.Change, roster []chat.Participant) []Occurrence {
 	t, old := *ch.Thread, ch.OldThread
-	members := current(roster)
 	switch {
 	case old == nil:
-		var ps []chat.Participant
-		for _, p := range roster {
-			if p.Current() {
-				ps = append(ps, p)
-			}
-		}
+		ps := chat.Founders(roster)
 		d := map[string]any{
 			"createdOn": acs.Time{Time: t.CreatedOn}, "createdBy": actor(t.CreatedBy, roster), "properties": properties(t),
 			"participants": participants(ps), "version": version(t.CreatedOn),
@@ -124,16 +101,16 @@ func threadOccurrences(ch chat.Change, roster []chat.Participant) []Occurrence {
 		if r := retention(t); r != nil {
 			d["retentionPolicy"] = r
 		}
-		return []Occurrence{{ID: eventID(ch.ThreadID, "created"), Type: TypeThreadCreated, ThreadID: ch.ThreadID, At: t.CreatedOn, Data: d, Recipients: members}}
+		return []Occurrence{{ID: eventID(ch.ThreadID, "created"), Type: TypeThreadCreated, ThreadID: ch.ThreadID, At: t.CreatedOn, Data: d, Recipients: chat.UserIDs(ps)}}
 	case !t.DeletedOn.IsZero() && old.DeletedOn.IsZero():
 		d := map[string]any{"deletedOn": acs.Time{Time: t.DeletedOn}, "deletedBy": actor(t.DeletedBy, roster), "version": version(t.DeletedOn)}
-		return []Occurrence{{ID: eventID(ch.ThreadID, "deleted"), Type: TypeThreadDeleted, ThreadID: ch.ThreadID, At: t.DeletedOn, Data: d, Recipients: members}}
+		return []Occurrence{{ID: eventID(ch.ThreadID, "deleted"), Type: TypeThreadDeleted, ThreadID: ch.ThreadID, At: t.DeletedOn, Data: d, Recipients: chat.MembersAt(roster, t.DeletedOn)}}
 	case t.Rev != old.Rev && (t.Topic != old.Topic || !maps.Equal(t.Metadata, old.Metadata) || t.Retention != old.Retention):
 		d := map[string]any{"properties": properties(t), "updatedOn": acs.Time{Time: t.UpdatedOn}, "updatedBy": actor(t.UpdatedBy, roster), "version": version(t.UpdatedOn)}
 		if r := retention(t); r != nil {
 			d["retentionPolicy"] = r
 		}
-		return []Occurrence{{ID: eventID(ch.ThreadID, "updated", strconv.FormatInt(t.Rev, 10)), Type: TypeThreadUpdated, ThreadID: ch.ThreadID, At: t.UpdatedOn, Data: d, Recipients: members}}
+		return []Occurrence{{ID: eventID(ch.ThreadID, "updated", strconv.FormatInt(t.Rev, 10)), Type: TypeThreadUpdated, ThreadID: ch.ThreadID, At: t.UpdatedOn, Data: d, Recipients: chat.MembersAt(roster, t.UpdatedOn)}}
 	}
 	return nil // sequence ids, activity and member counts change without an event
 }

@@ -11,6 +11,9 @@ import (
 // MaxConnection is API Gateway's limit on a WebSocket connection's life.
 const MaxConnection = 2 * time.Hour
 
+// resumePage is how many feed entries a resume reads at a time.
+const resumePage = 100
+
 // Sessions serves the WebSocket routes: $connect, $disconnect and the
 // client frames of $default (docs/realtime.md).
 type Sessions struct {
@@ -105,26 +108,22 @@ func (s *Sessions) Resume(ctx context.Context, userID, connectionID, cursor stri
 	if waitOpen {
 		push = func(frame []byte) error { return s.pushWhenOpen(ctx, connectionID, frame) }
 	}
-	next := cursor
-	for {
-		b, err := s.Reader.Read(ctx, userID, next, 100, false)
-		if errors.Is(err, ErrCursorExpired) || errors.Is(err, ErrInvalidCursor) {
-			return push([]byte(`{"type":"resyncRequired"}`))
-		}
-		if err != nil {
-			return err
-		}
+	b, err := s.Reader.Read(ctx, userID, cursor, resumePage, false)
+	if errors.Is(err, ErrCursorExpired) || errors.Is(err, ErrInvalidCursor) {
+		return push([]byte(`{"type":"resyncRequired"}`))
+	}
+	for err == nil {
 		for _, f := range b.Frames {
 			if err := push(f); err != nil {
 				return err
 			}
 		}
-		next = b.Cursor
-		if len(b.Frames) < 100 {
-			break
+		if !b.More {
+			return push(marshal(map[string]string{"type": "resumed", "cursor": b.Cursor}))
 		}
+		b, err = s.Reader.ReadNext(ctx, userID, b, resumePage)
 	}
-	return push(marshal(map[string]string{"type": "resumed", "cursor": next}))
+	return err
 }
 
 func (s *Sessions) pushWhenOpen(ctx context.Context, connectionID string, frame []byte) error {

@@ -69,6 +69,7 @@ type participantItem struct {
 	ShareHistoryTime int64             `dynamodbav:"sht,omitempty"`
 	Metadata         map[string]string `dynamodbav:"md,omitempty"`
 	JoinedOn         int64             `dynamodbav:"jn"`
+	JoinedSeq        int64             `dynamodbav:"jseq,omitempty"`
 	RemovedOn        int64             `dynamodbav:"rmv,omitempty"`
 	RemovedSeq       int64             `dynamodbav:"rseq,omitempty"`
 }
@@ -77,14 +78,14 @@ func newParticipantItem(threadID string, p chat.Participant) participantItem {
 	return participantItem{
 		PK: threadPK(threadID), SK: prefixP + p.UserID, GSI1PK: prefixU + p.UserID, GSI1SK: threadPK(threadID),
 		DisplayName: p.DisplayName, ShareHistoryTime: toMS(p.ShareHistoryTime), Metadata: p.Metadata,
-		JoinedOn: toMS(p.JoinedOn), RemovedOn: toMS(p.RemovedOn), RemovedSeq: p.RemovedSeq,
+		JoinedOn: toMS(p.JoinedOn), JoinedSeq: p.JoinedSeq, RemovedOn: toMS(p.RemovedOn), RemovedSeq: p.RemovedSeq,
 	}
 }
 
 func (it participantItem) participant() chat.Participant {
 	return chat.Participant{
 		UserID: strings.TrimPrefix(it.SK, prefixP), DisplayName: it.DisplayName, ShareHistoryTime: ms(it.ShareHistoryTime),
-		Metadata: it.Metadata, JoinedOn: ms(it.JoinedOn), RemovedOn: ms(it.RemovedOn), RemovedSeq: it.RemovedSeq,
+		Metadata: it.Metadata, JoinedOn: ms(it.JoinedOn), JoinedSeq: it.JoinedSeq, RemovedOn: ms(it.RemovedOn), RemovedSeq: it.RemovedSeq,
 	}
 }
 
