@@ -18,23 +18,7 @@ import (
 var sharedDDB *ddblocal.Server
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := ddblocal.DefaultDir()
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		sharedDDB, err = ddblocal.Start(ctx, ddblocal.Options{Dir: dir})
-		cancel()
-	}
-	if err != nil {
-		// Not a skip: the end-to-end claims need the real DynamoDB Local.
-		fmt.Fprintln(os.Stderr, "local tests need DynamoDB Local (run `make deps`):", err)
-		return 1
-	}
-	defer sharedDDB.Close()
-	return m.Run()
+	os.Exit(ddblocal.RunTests(m, "local", func(s *ddblocal.Server) { sharedDDB = s }))
 }
 
 var stackSeq atomic.Int64
@@ -59,6 +43,7 @@ func startStack(t testing.TB, opts ...stackOption) *testStack {
 		StateDir:       t.TempDir(),
 		HTTPAddr:       "127.0.0.1:0",
 		WSAddr:         "127.0.0.1:0",
+		EventsAddr:     "127.0.0.1:0",
 		DynamoEndpoint: sharedDDB.Endpoint,
 		TablePrefix:    fmt.Sprintf("t%d_%d_", os.Getpid(), stackSeq.Add(1)),
 		FunctionLog:    io.Discard,

@@ -13,11 +13,14 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
 	"github.com/threadline/threadline/local/samtemplate"
 	"github.com/threadline/threadline/local/streams"
 	"github.com/threadline/threadline/local/tlsca"
 	"github.com/threadline/threadline/local/wsgateway"
+	"github.com/threadline/threadline/shared/bus"
+	"github.com/threadline/threadline/shared/obs"
 	"github.com/threadline/threadline/shared/push"
 )
 
@@ -44,6 +47,15 @@ func newPusher(endpoint string, ca *tlsca.CA) (push.Pusher, error) {
 		Region: Region, BaseEndpoint: aws.String(endpoint), HTTPClient: hc,
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
 	})}, nil
+}
+
+// newPartners is the real EventBridge client, pointed at the local bus.
+func newPartners(endpoint, busName, source string) bus.Publisher {
+	client := eventbridge.New(eventbridge.Options{
+		Region: Region, BaseEndpoint: aws.String(endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+	})
+	return bus.Publisher{API: client, Bus: busName, Source: source, Metrics: obs.Counter{}}
 }
 
 // newWebSocketGateway wires the template's WebSocket API.

@@ -5,10 +5,12 @@ import (
 	"time"
 
 	"github.com/threadline/threadline/shared/apigw"
+	"github.com/threadline/threadline/shared/bus"
 	"github.com/threadline/threadline/shared/chatapi"
 	"github.com/threadline/threadline/shared/dispatch"
 	"github.com/threadline/threadline/shared/identity"
 	"github.com/threadline/threadline/shared/identityapi"
+	"github.com/threadline/threadline/shared/obs"
 	"github.com/threadline/threadline/shared/realtime"
 	"github.com/threadline/threadline/shared/store"
 	"github.com/threadline/threadline/shared/wsapi"
@@ -18,15 +20,17 @@ import (
 // the same stores and clients, and the secrets that Secrets Manager holds in
 // AWS.
 type deps struct {
-	store         *store.Store
-	rt            *store.Realtime
-	pusher        realtime.Pusher    // the real management API client, pointed at the local WebSocket API
-	async         wsapi.AsyncInvoker // the local Lambda host
-	feedRetention time.Duration
-	resourceID    string
-	accessKey     []byte
-	signingSecret []byte
-	log           func(function string) *slog.Logger
+	store           *store.Store
+	rt              *store.Realtime
+	pusher          realtime.Pusher    // the real management API client, pointed at the local WebSocket API
+	async           wsapi.AsyncInvoker // the local Lambda host
+	feedRetention   time.Duration
+	partners        bus.Publisher // the real EventBridge client, pointed at the local bus
+	userLevelEvents bool
+	resourceID      string
+	accessKey       []byte
+	signingSecret   []byte
+	log             func(function string) *slog.Logger
 }
 
 func (d deps) reader() *realtime.Reader {
@@ -127,6 +131,7 @@ var handlers = map[string]func(d deps) (any, error){
 		log := d.log("dispatch")
 		return dispatch.Handler(&realtime.Dispatcher{
 			Roster: d.store, Feed: d.rt, Connections: d.rt, Pusher: d.pusher, Retention: d.feedRetention, Log: log,
+			Metrics: obs.Counter{}, Partners: d.partners, UserLevelEvents: d.userLevelEvents,
 		}, log), nil
 	},
 	"PollEventsFunction": func(d deps) (any, error) {

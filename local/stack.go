@@ -30,6 +30,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/threadline/threadline/local/ddblocal"
+	"github.com/threadline/threadline/local/eventbus"
 	"github.com/threadline/threadline/local/httpapi"
 	"github.com/threadline/threadline/local/lambdahost"
 	"github.com/threadline/threadline/local/samtemplate"
@@ -55,12 +56,15 @@ type Config struct {
 	InMemory       bool
 	TablePrefix    string // prefixed to each table's logical id
 
-	WSAddr             string                  // default 127.0.0.1:8444: the WebSocket API and its @connections API
-	WSLimits           wsgateway.Limits        // zero fields take API Gateway's limits
-	StreamPollInterval time.Duration           // how often an idle stream is polled; default 50 ms
-	FeedRetention      time.Duration           // overrides the template's FeedRetentionHours default
-	Wrap               func(Invoker) Invoker   // tests wrap the function host to inject faults
-	WrapDB             func(store.DB) store.DB // tests wrap the functions' DynamoDB client to inject faults
+	WSAddr             string                         // default 127.0.0.1:8444: the WebSocket API and its @connections API
+	WSLimits           wsgateway.Limits               // zero fields take API Gateway's limits
+	StreamPollInterval time.Duration                  // how often an idle stream is polled; default 50 ms
+	FeedRetention      time.Duration                  // overrides the template's FeedRetentionHours default
+	Wrap               func(Invoker) Invoker          // tests wrap the function host to inject faults
+	WrapDB             func(store.DB) store.DB        // tests wrap the functions' DynamoDB client to inject faults
+	EventsAddr         string                         // default 127.0.0.1:8445: the EventBridge PutEvents endpoint
+	EventReject        func(eventbus.Entry, int) bool // fault injection: the local bus refuses these entries
+	UserLevelEvents    *bool                          // overrides the template's UserLevelEvents default
 
 	AuthorizerTTL *time.Duration // overrides the template's cache TTL
 	FunctionLog   io.Writer      // the functions' JSON logs; default StateDir/logs/functions.log
@@ -74,6 +78,7 @@ type Stack struct {
 	Template  *samtemplate.Template
 	Gateway   *httpapi.Gateway
 	WebSocket *wsgateway.Gateway
+	Bus       *eventbus.Bus
 	Host      *lambdahost.Host
 	Streams   []*streams.Run
 	Store     *store.Store
@@ -96,6 +101,8 @@ type Invoker interface {
 type Info struct {
 	HTTPAPI          string            `json:"httpApi"`
 	WebSocket        string            `json:"webSocket"`
+	EventBridge      string            `json:"eventBridge"` // PutEvents; GET /events lists what arrived
+	EventsLog        string            `json:"eventsLog"`
 	Connections      string            `json:"connections"` // the @connections management API
 	ConnectionString string            `json:"connectionString"`
 	CACert           string            `json:"caCert"`
@@ -204,6 +211,19 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.closers = append(s.closers, wsLn)
 	wsURL := "https://" + wsLn.Addr().String()
+	busLn, err := listen(cfg.EventsAddr, "127.0.0.1:8445")
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, busLn)
+	eventsLog := filepath.Join(cfg.StateDir, "events.jsonl")
+	ef, err := os.OpenFile(eventsLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, ef)
+	s.Bus = eventbus.New(eventbus.Config{Log: ef, Reject: cfg.EventReject, Region: Region})
+	busURL := "http://" + busLn.Addr().String()
 
 	s.Host = &lambdahost.Host{OnAsyncError: func(fn string, err error) {
 		fmt.Fprintf(funcLog, `{"level":"ERROR","msg":"async invocation failed","function":%q,"error":%q}`+"\n", fn, err.Error())
@@ -221,8 +241,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		h, _ := s.Template.ParameterDefault("FeedRetentionHours").(int)
 		retention = time.Duration(h) * time.Hour
 	}
+	userLevel, _ := s.Template.ParameterDefault("UserLevelEvents").(string)
+	if cfg.UserLevelEvents != nil {
+		userLevel = fmt.Sprint(*cfg.UserLevelEvents)
+	}
+	source, _ := s.Template.ParameterDefault("EventSource").(string)
 	d := deps{
 		store: s.Store, rt: s.Realtime, pusher: pusher, async: s.Host, feedRetention: retention,
+		partners: newPartners(busURL, "local-chat", source), userLevelEvents: userLevel == "true",
 		resourceID: s.Secrets.ResourceID, accessKey: key, signingSecret: []byte(s.Secrets.SigningSecret),
 		log: func(fn string) *slog.Logger { return obs.NewLogger(funcLog, fn) },
 	}
@@ -247,9 +273,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	for _, sv := range []struct {
 		ln net.Listener
 		h  http.Handler
-	}{{httpLn, s.Gateway}, {wsLn, s.WebSocket}} {
-		srv := &http.Server{Handler: sv.h, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	}{{httpLn, s.Gateway}, {wsLn, s.WebSocket}, {busLn, s.Bus}} {
+		srv := &http.Server{Handler: sv.h, TLSConfig: tlsConf.Clone(), // ServeTLS mutates its config for HTTP/2
+			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		s.servers = append(s.servers, srv)
+		if sv.ln == busLn {
+			go func(ln net.Listener) { _ = srv.Serve(ln) }(sv.ln) // plain HTTP, as the SDK's endpoint override allows
+			continue
+		}
 		go func(ln net.Listener) { _ = srv.ServeTLS(ln, "", "") }(sv.ln)
 	}
 	if err := s.startStreams(ctx, endpoint, invoker, tables, cfg); err != nil {
@@ -259,6 +290,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	s.Info = Info{
 		HTTPAPI:          "https://" + httpLn.Addr().String(),
 		WebSocket:        "wss://" + wsLn.Addr().String(),
+		EventBridge:      busURL,
+		EventsLog:        eventsLog,
 		Connections:      wsURL,
 		ConnectionString: "endpoint=https://" + httpLn.Addr().String() + "/;accesskey=" + s.Secrets.AccessKey,
 		CACert:           s.CA.CertFile,
@@ -323,7 +356,7 @@ func NewDynamoDB(endpoint string) *dynamodb.Client {
 		HTTPClient:   hc,
 		// DynamoDB Local sends no CRC header on error responses.
 		DisableValidateResponseChecksum: true,
-	})
+	}, store.Instrument)
 }
 
 // EnsureTables creates the template's tables that do not exist yet and

@@ -510,3 +510,24 @@ func DefaultDir() (string, error) {
 		dir = parent
 	}
 }
+
+// RunTests is a TestMain body for packages whose tests share one DynamoDB
+// Local: it starts the server from DefaultDir, hands it to use, runs the
+// tests and stops it. A server that cannot start fails the run rather than
+// skipping it: end-to-end claims need the real thing.
+func RunTests(m interface{ Run() int }, pkg string, use func(*Server)) int {
+	dir, err := DefaultDir()
+	var srv *Server
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		srv, err = Start(ctx, Options{Dir: dir})
+		cancel()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s tests need DynamoDB Local (run `make deps`): %v\n", pkg, err)
+		return 1
+	}
+	defer srv.Close()
+	use(srv)
+	return m.Run()
+}
