@@ -121,9 +121,21 @@ func (b *book) setUser(name, id string) {
 	b.Users[name] = id
 }
 
+// thread is the pair's thread, re-reading the file once when unknown: the
+// other user's terminal may have just made it.
 func (b *book) thread(key string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if id := b.Threads[key]; id != "" {
+		return id
+	}
+	if fresh, err := loadBook(b.path, b.ResourceID); err == nil {
+		for k, v := range fresh.Threads {
+			if _, ok := b.Threads[k]; !ok {
+				b.Threads[k] = v
+			}
+		}
+	}
 	return b.Threads[key]
 }
 

@@ -8,20 +8,27 @@ import (
 	"sort"
 )
 
+// stdio is a command's standard streams.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
 // command is one subcommand; it parses its own flags.
 type command struct {
 	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	run     func(ctx context.Context, args []string, stdio stdio) error
 }
 
 var commands = map[string]command{
+	"chat":   {"talk to someone, one terminal each: chat -as alice -with bob", cmdChat},
 	"listen": {"print your events as they arrive: listen -as alice", cmdListen},
 	"send":   {"send a message to a user: send -as bob -to alice \"hello\"", cmdSend},
 	"users":  {"list the known users: users", cmdUsers},
 }
 
 // run is the whole CLI without the process around it, so tests can call it.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		return flag.ErrHelp
@@ -31,7 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		usage(stderr)
 		return fmt.Errorf("unknown command %q", args[0])
 	}
-	return c.run(ctx, args[1:], stdout, stderr)
+	return c.run(ctx, args[1:], stdio{in: stdin, out: stdout, err: stderr})
 }
 
 func usage(w io.Writer) {

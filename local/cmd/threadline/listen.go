@@ -17,7 +17,8 @@ var stateNotes = map[string]string{
 	rtclient.StateLongPoll:   "WebSocket unavailable; long polling",
 }
 
-func cmdListen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdListen(ctx context.Context, args []string, std stdio) error {
+	stdout, stderr := std.out, std.err
 	fs, stack := newFlags("listen", stderr)
 	as := fs.String("as", "", "whose events to show (created on first use)")
 	cursor := fs.String("cursor", "", "resume from this cursor instead of starting from now")
@@ -29,20 +30,25 @@ func cmdListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	id, err := s.userID(ctx, *as)
+	return s.listen(ctx, *as, *cursor, *verbose, stdout, stderr)
+}
+
+// listen prints as's events until ctx ends.
+func (s *session) listen(ctx context.Context, as, cursor string, verbose bool, stdout, stderr io.Writer) error {
+	id, err := s.userID(ctx, as)
 	if err != nil {
 		return err
 	}
 	cfg := rtclient.Config{
 		WebSocketURL: s.info.WebSocket, HTTPAPI: s.info.HTTPAPI, HTTPClient: s.hc,
-		Token:  s.tokenSource(*as, time.Hour), // tokens last 24 h; reconnects reuse one for a while
-		Cursor: *cursor,
+		Token:  s.tokenSource(as, time.Hour), // tokens last 24 h; reconnects reuse one for a while
+		Cursor: cursor,
 	}
-	if *verbose {
+	if verbose {
 		cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	c := rtclient.New(cfg)
-	fmt.Fprintf(stderr, "listening as %s (%s); Ctrl-C to stop\n", *as, id)
+	fmt.Fprintf(stderr, "listening as %s (%s); Ctrl-C to stop\n", as, id)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 

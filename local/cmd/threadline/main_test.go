@@ -75,13 +75,13 @@ func TestSendArrivesAtListen(t *testing.T) {
 	defer cancel()
 	var out, errOut syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"listen", "-stack", stack, "-as", "alice"}, &out, &errOut) }()
+	go func() { done <- run(ctx, []string{"listen", "-stack", stack, "-as", "alice"}, nil, &out, &errOut) }()
 	waitFor(t, "listen to connect", 10*time.Second, func() bool { return strings.Contains(errOut.String(), "connected (websocket)") })
 
 	send := func(text string) string {
 		t.Helper()
 		var sendOut, sendErr bytes.Buffer
-		if err := run(ctx, []string{"send", "-stack", stack, "-as", "bob", "-to", "alice", text}, &sendOut, &sendErr); err != nil {
+		if err := run(ctx, []string{"send", "-stack", stack, "-as", "bob", "-to", "alice", text}, nil, &sendOut, &sendErr); err != nil {
 			t.Fatalf("send: %v\n%s", err, sendErr.String())
 		}
 		id := strings.TrimSpace(sendOut.String())
@@ -114,7 +114,7 @@ func TestSendArrivesAtListen(t *testing.T) {
 	}
 
 	var users bytes.Buffer
-	if err := run(ctx, []string{"users", "-stack", stack}, &users, io.Discard); err != nil {
+	if err := run(ctx, []string{"users", "-stack", stack}, nil, &users, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if got := users.String(); !strings.Contains(got, "alice ") || !strings.Contains(got, "bob ") || !strings.Contains(got, "8:acs:") {
@@ -131,4 +131,55 @@ func TestSendArrivesAtListen(t *testing.T) {
 		t.Fatal("listen did not stop")
 	}
 	t.Logf("listen output:\n%s", out.String())
+}
+
+// TestTwoChatsTalk is the README's demo: two terminals running chat, one
+// as alice and one as bob, see each other's lines.
+func TestTwoChatsTalk(t *testing.T) {
+	stack := startStack(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type terminal struct {
+		in          *io.PipeWriter
+		out, errOut syncBuffer
+		done        chan error
+	}
+	open := func(as, with string) *terminal {
+		r, w := io.Pipe()
+		term := &terminal{in: w, done: make(chan error, 1)}
+		go func() {
+			term.done <- run(ctx, []string{"chat", "-stack", stack, "-as", as, "-with", with}, r, &term.out, &term.errOut)
+		}()
+		waitFor(t, as+" to connect", 10*time.Second, func() bool { return strings.Contains(term.errOut.String(), "connected (websocket)") })
+		return term
+	}
+	alice := open("alice", "bob")
+	bob := open("bob", "alice")
+
+	fmt.Fprintln(alice.in, "hi bob")
+	waitFor(t, "bob to see alice's line", 10*time.Second, func() bool { return strings.Contains(bob.out.String(), "alice: hi bob") })
+	fmt.Fprintln(bob.in, "hi alice")
+	waitFor(t, "alice to see bob's line", 10*time.Second, func() bool { return strings.Contains(alice.out.String(), "bob: hi alice") })
+	// Each sees its own line too (ACS sends chatMessageReceived to the
+	// sender), and both lines are in one thread.
+	waitFor(t, "alice to see her own line", 10*time.Second, func() bool { return strings.Contains(alice.out.String(), "alice: hi bob") })
+	if strings.Contains(alice.errOut.String(), "not sent") || strings.Contains(bob.errOut.String(), "not sent") {
+		t.Errorf("a line was not sent:\n%s\n%s", alice.errOut.String(), bob.errOut.String())
+	}
+	if n := strings.Count(alice.errOut.String()+bob.errOut.String(), "created thread"); n != 1 {
+		t.Errorf("%d threads created, want the pair's one:\n%s\n%s", n, alice.errOut.String(), bob.errOut.String())
+	}
+
+	// End of input ends a chat cleanly.
+	alice.in.Close()
+	select {
+	case err := <-alice.done:
+		if err != nil {
+			t.Errorf("chat returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("chat did not stop at end of input")
+	}
+	cancel()
+	<-bob.done
 }

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"text/tabwriter"
 )
 
-func cmdUsers(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdUsers(_ context.Context, args []string, std stdio) error {
+	stdout, stderr := std.out, std.err
 	fs, stack := newFlags("users", stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
