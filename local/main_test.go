@@ -47,6 +47,9 @@ func startStack(t testing.TB, opts ...stackOption) *testStack {
 		DynamoEndpoint: sharedDDB.Endpoint,
 		TablePrefix:    fmt.Sprintf("t%d_%d_", os.Getpid(), stackSeq.Add(1)),
 		FunctionLog:    io.Discard,
+		// Off: many tests send in bursts no ACS rate limit allows;
+		// ratelimit_e2e_test.go turns the limits on.
+		RateLimitScale: new(float64),
 	}
 	for _, o := range opts {
 		o(&cfg)

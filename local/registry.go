@@ -6,11 +6,13 @@ import (
 
 	"github.com/threadline/threadline/shared/apigw"
 	"github.com/threadline/threadline/shared/bus"
+	"github.com/threadline/threadline/shared/chat"
 	"github.com/threadline/threadline/shared/chatapi"
 	"github.com/threadline/threadline/shared/dispatch"
 	"github.com/threadline/threadline/shared/identity"
 	"github.com/threadline/threadline/shared/identityapi"
 	"github.com/threadline/threadline/shared/obs"
+	"github.com/threadline/threadline/shared/ratelimit"
 	"github.com/threadline/threadline/shared/realtime"
 	"github.com/threadline/threadline/shared/store"
 	"github.com/threadline/threadline/shared/wsapi"
@@ -27,6 +29,7 @@ type deps struct {
 	feedRetention   time.Duration
 	partners        bus.Publisher // the real EventBridge client, pointed at the local bus
 	userLevelEvents bool
+	rateLimitScale  float64
 	resourceID      string
 	accessKey       []byte
 	signingSecret   []byte
@@ -35,6 +38,12 @@ type deps struct {
 
 func (d deps) reader() *realtime.Reader {
 	return &realtime.Reader{Feed: d.rt, Messages: d.store, Retention: d.feedRetention}
+}
+
+// rates gives each function an in-memory limiter of its own, as each
+// Lambda function has instances of its own.
+func (d deps) rates() chat.RateLimits {
+	return chat.RateLimits{Scale: d.rateLimitScale, Limiter: ratelimit.NewLimiter(0)}
 }
 
 func (d deps) identityAPI() (*identityapi.API, error) {
@@ -66,52 +75,52 @@ var handlers = map[string]func(d deps) (any, error){
 		return apigw.Authorizer(identity.NewAuthenticator(d.store, d.store), d.log("chat-authorizer")), nil
 	},
 	"CreateThreadFunction": func(d deps) (any, error) {
-		return apigw.HTTP("CreateThread", d.log("create-thread"), chatapi.New(d.store).CreateThread), nil
+		return apigw.HTTP("CreateThread", d.log("create-thread"), chatapi.New(d.store, d.rates()).CreateThread), nil
 	},
 	"GetThreadFunction": func(d deps) (any, error) {
-		return apigw.HTTP("GetThread", d.log("get-thread"), chatapi.New(d.store).GetThread), nil
+		return apigw.HTTP("GetThread", d.log("get-thread"), chatapi.New(d.store, d.rates()).GetThread), nil
 	},
 	"ListThreadsFunction": func(d deps) (any, error) {
-		return apigw.HTTP("ListThreads", d.log("list-threads"), chatapi.New(d.store).ListThreads), nil
+		return apigw.HTTP("ListThreads", d.log("list-threads"), chatapi.New(d.store, d.rates()).ListThreads), nil
 	},
 	"UpdateThreadFunction": func(d deps) (any, error) {
-		return apigw.HTTP("UpdateThread", d.log("update-thread"), chatapi.New(d.store).UpdateThread), nil
+		return apigw.HTTP("UpdateThread", d.log("update-thread"), chatapi.New(d.store, d.rates()).UpdateThread), nil
 	},
 	"DeleteThreadFunction": func(d deps) (any, error) {
-		return apigw.HTTP("DeleteThread", d.log("delete-thread"), chatapi.New(d.store).DeleteThread), nil
+		return apigw.HTTP("DeleteThread", d.log("delete-thread"), chatapi.New(d.store, d.rates()).DeleteThread), nil
 	},
 	"SendMessageFunction": func(d deps) (any, error) {
-		return apigw.HTTP("SendMessage", d.log("send-message"), chatapi.New(d.store).SendMessage), nil
+		return apigw.HTTP("SendMessage", d.log("send-message"), chatapi.New(d.store, d.rates()).SendMessage), nil
 	},
 	"ListMessagesFunction": func(d deps) (any, error) {
-		return apigw.HTTP("ListMessages", d.log("list-messages"), chatapi.New(d.store).ListMessages), nil
+		return apigw.HTTP("ListMessages", d.log("list-messages"), chatapi.New(d.store, d.rates()).ListMessages), nil
 	},
 	"GetMessageFunction": func(d deps) (any, error) {
-		return apigw.HTTP("GetMessage", d.log("get-message"), chatapi.New(d.store).GetMessage), nil
+		return apigw.HTTP("GetMessage", d.log("get-message"), chatapi.New(d.store, d.rates()).GetMessage), nil
 	},
 	"UpdateMessageFunction": func(d deps) (any, error) {
-		return apigw.HTTP("UpdateMessage", d.log("update-message"), chatapi.New(d.store).UpdateMessage), nil
+		return apigw.HTTP("UpdateMessage", d.log("update-message"), chatapi.New(d.store, d.rates()).UpdateMessage), nil
 	},
 	"DeleteMessageFunction": func(d deps) (any, error) {
-		return apigw.HTTP("DeleteMessage", d.log("delete-message"), chatapi.New(d.store).DeleteMessage), nil
+		return apigw.HTTP("DeleteMessage", d.log("delete-message"), chatapi.New(d.store, d.rates()).DeleteMessage), nil
 	},
 	"ListParticipantsFunction": func(d deps) (any, error) {
-		return apigw.HTTP("ListParticipants", d.log("list-participants"), chatapi.New(d.store).ListParticipants), nil
+		return apigw.HTTP("ListParticipants", d.log("list-participants"), chatapi.New(d.store, d.rates()).ListParticipants), nil
 	},
 	"AddParticipantsFunction": func(d deps) (any, error) {
-		return apigw.HTTP("AddParticipants", d.log("add-participants"), chatapi.New(d.store).AddParticipants), nil
+		return apigw.HTTP("AddParticipants", d.log("add-participants"), chatapi.New(d.store, d.rates()).AddParticipants), nil
 	},
 	"RemoveParticipantFunction": func(d deps) (any, error) {
-		return apigw.HTTP("RemoveParticipant", d.log("remove-participant"), chatapi.New(d.store).RemoveParticipant), nil
+		return apigw.HTTP("RemoveParticipant", d.log("remove-participant"), chatapi.New(d.store, d.rates()).RemoveParticipant), nil
 	},
 	"SendReadReceiptFunction": func(d deps) (any, error) {
-		return apigw.HTTP("SendReadReceipt", d.log("send-read-receipt"), chatapi.New(d.store).SendReadReceipt), nil
+		return apigw.HTTP("SendReadReceipt", d.log("send-read-receipt"), chatapi.New(d.store, d.rates()).SendReadReceipt), nil
 	},
 	"ListReadReceiptsFunction": func(d deps) (any, error) {
-		return apigw.HTTP("ListReadReceipts", d.log("list-read-receipts"), chatapi.New(d.store).ListReadReceipts), nil
+		return apigw.HTTP("ListReadReceipts", d.log("list-read-receipts"), chatapi.New(d.store, d.rates()).ListReadReceipts), nil
 	},
 	"SendTypingFunction": func(d deps) (any, error) {
-		api := chatapi.New(d.store)
+		api := chatapi.New(d.store, d.rates())
 		api.Chat.Typing = &realtime.Typist{Roster: d.store, Connections: d.rt, Pusher: d.pusher}
 		return apigw.HTTP("SendTyping", d.log("send-typing"), api.SendTyping), nil
 	},

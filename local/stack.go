@@ -62,9 +62,18 @@ type Config struct {
 	FeedRetention      time.Duration                  // overrides the template's FeedRetentionHours default
 	Wrap               func(Invoker) Invoker          // tests wrap the function host to inject faults
 	WrapDB             func(store.DB) store.DB        // tests wrap the functions' DynamoDB client to inject faults
+	DynamoDBOptions    []func(*dynamodb.Options)      // added to the functions' DynamoDB client (SDK middleware for faults and benchmarks)
 	EventsAddr         string                         // default 127.0.0.1:8445: the EventBridge PutEvents endpoint
 	EventReject        func(eventbus.Entry, int) bool // fault injection: the local bus refuses these entries
 	UserLevelEvents    *bool                          // overrides the template's UserLevelEvents default
+	RateLimitScale     *float64                       // overrides the template's RateLimitScale default (1: ACS's limits; 0: none, as benchmarks run)
+
+	// Fault injection for the reliability suite (local/reliability_e2e_test.go);
+	// nil in normal use. (DynamoDB faults go through WrapDB above.)
+	//   PushFault: the @connections API fails a PostToConnection to an open
+	//   connection with the status it returns (0 = deliver); see
+	//   wsgateway.Gateway.PostFault.
+	PushFault func(connectionID string, data []byte) int
 
 	AuthorizerTTL *time.Duration // overrides the template's cache TTL
 	FunctionLog   io.Writer      // the functions' JSON logs; default StateDir/logs/functions.log
@@ -168,7 +177,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 		endpoint = s.ddb.Endpoint
 	}
-	s.DynamoDB = NewDynamoDB(endpoint)
+	s.DynamoDB = NewDynamoDB(endpoint, cfg.DynamoDBOptions...)
 	tables, err := EnsureTables(ctx, s.DynamoDB, s.Template, cfg.TablePrefix)
 	if err != nil {
 		return nil, err
@@ -246,9 +255,19 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		userLevel = fmt.Sprint(*cfg.UserLevelEvents)
 	}
 	source, _ := s.Template.ParameterDefault("EventSource").(string)
+	rateScale := 1.0
+	switch v := s.Template.ParameterDefault("RateLimitScale").(type) {
+	case int:
+		rateScale = float64(v)
+	case float64:
+		rateScale = v
+	}
+	if cfg.RateLimitScale != nil {
+		rateScale = *cfg.RateLimitScale
+	}
 	d := deps{
 		store: s.Store, rt: s.Realtime, pusher: pusher, async: s.Host, feedRetention: retention,
-		partners: newPartners(busURL, "local-chat", source), userLevelEvents: userLevel == "true",
+		partners: newPartners(busURL, "local-chat", source), userLevelEvents: userLevel == "true", rateLimitScale: rateScale,
 		resourceID: s.Secrets.ResourceID, accessKey: key, signingSecret: []byte(s.Secrets.SigningSecret),
 		log: func(fn string) *slog.Logger { return obs.NewLogger(funcLog, fn) },
 	}
@@ -344,8 +363,10 @@ func newGateway(t *samtemplate.Template, host *lambdahost.Host, invoker Invoker,
 	return g, nil
 }
 
-// NewDynamoDB is the real SDK client pointed at a local endpoint.
-func NewDynamoDB(endpoint string) *dynamodb.Client {
+// NewDynamoDB is the real SDK client pointed at a local endpoint, with the
+// functions' instrumentation and any extra options (SDK middleware that
+// tests and benchmarks add).
+func NewDynamoDB(endpoint string, opts ...func(*dynamodb.Options)) *dynamodb.Client {
 	hc := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConnsPerHost = 256 // the default of 10 churns connections under concurrency
 	})
@@ -356,7 +377,7 @@ func NewDynamoDB(endpoint string) *dynamodb.Client {
 		HTTPClient:   hc,
 		// DynamoDB Local sends no CRC header on error responses.
 		DisableValidateResponseChecksum: true,
-	}, store.Instrument)
+	}, append([]func(*dynamodb.Options){store.Instrument}, opts...)...)
 }
 
 // EnsureTables creates the template's tables that do not exist yet and

@@ -12,6 +12,6 @@ import (
 )
 
 func main() {
-	api := chatapi.New(lambdaenv.Store(lambdaenv.AWS(context.Background())))
+	api := chatapi.New(lambdaenv.Store(lambdaenv.AWS(context.Background())), lambdaenv.RateLimits())
 	lambda.Start(apigw.HTTP("ListParticipants", lambdaenv.Logger("list-participants"), api.ListParticipants))
 }

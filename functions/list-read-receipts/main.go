@@ -12,6 +12,6 @@ import (
 )
 
 func main() {
-	api := chatapi.New(lambdaenv.Store(lambdaenv.AWS(context.Background())))
+	api := chatapi.New(lambdaenv.Store(lambdaenv.AWS(context.Background())), lambdaenv.RateLimits())
 	lambda.Start(apigw.HTTP("ListReadReceipts", lambdaenv.Logger("list-read-receipts"), api.ListReadReceipts))
 }

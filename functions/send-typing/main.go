@@ -18,7 +18,7 @@ import (
 func main() {
 	cfg := lambdaenv.AWS(context.Background())
 	st := lambdaenv.Store(cfg)
-	api := chatapi.New(st)
+	api := chatapi.New(st, lambdaenv.RateLimits())
 	api.Chat.Typing = &realtime.Typist{Roster: st, Connections: lambdaenv.Realtime(cfg), Pusher: push.New(cfg, lambdaenv.Require("WS_ENDPOINT"))}
 	lambda.Start(apigw.HTTP("SendTyping", lambdaenv.Logger("send-typing"), api.SendTyping))
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"runtime/debug"
 	"strings"
@@ -143,6 +144,7 @@ func HTTP(op string, log *slog.Logger, h Handler) func(context.Context, events.A
 			rec.Add(obs.Requests, 1)
 			rec.Add(obs.ClientErrors, b2f(resp.StatusCode >= 400 && resp.StatusCode < 500))
 			rec.Add(obs.ServerErrors, b2f(resp.StatusCode >= 500))
+			rec.Add(obs.Throttled, b2f(resp.StatusCode == http.StatusTooManyRequests)) // a rate limit: only they answer 429
 			rec.Milliseconds(obs.Latency, time.Since(start))
 			defer rec.Flush(ctx, log, op)
 			attrs := []any{"operation", op, "status", resp.StatusCode, "durationMs", time.Since(start).Milliseconds(),

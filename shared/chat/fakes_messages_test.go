@@ -123,7 +123,7 @@ func (c *memChat) SendCheck(_ context.Context, threadID, userID, requestKey stri
 	return p, rec, nil
 }
 
-func (c *memChat) NextSeq(_ context.Context, threadID string, at time.Time) (chat.Thread, error) {
+func (c *memChat) NextSeq(_ context.Context, threadID string, at time.Time, q chat.Quota) (chat.Thread, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.nextSeqs = append(c.nextSeqs, threadID)
@@ -133,6 +133,9 @@ func (c *memChat) NextSeq(_ context.Context, threadID string, at time.Time) (cha
 	t, ok := c.liveLocked(threadID)
 	if !ok {
 		return chat.Thread{}, chat.ErrThreadGone
+	}
+	if err := c.countQuotaLocked(threadID, q, at); err != nil {
+		return chat.Thread{}, err
 	}
 	t.Seq++
 	t.LastMessageAt = at

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/threadline/threadline/shared/chat"
+	"github.com/threadline/threadline/shared/ratelimit"
 )
 
 // memThreads is an in-memory chat.ThreadStore. A thread is committed once
@@ -18,6 +19,7 @@ type memThreads struct {
 	threads map[string]chat.Thread
 	parts   map[string]map[string]chat.Participant // thread -> user -> participant
 	msgs    map[string][]chat.Message
+	quotas  map[string][]ratelimit.Counter // thread|quota name -> its counters, as the store keeps them on the thread
 
 	creates []chat.ThreadDraft  // every CreateThread call, failed or not
 	changes []chat.ThreadChange // every UpdateThread call, raced or not
@@ -95,6 +97,9 @@ func (m *memThreads) UpdateThread(_ context.Context, c chat.ThreadChange) error 
 	if c.Message != nil && t.Seq != c.ExpectSeq {
 		return chat.ErrRaced
 	}
+	if err := m.countQuotaLocked(c.ThreadID, c.Quota, c.At); err != nil {
+		return err
+	}
 	t.Topic = c.Topic
 	t.Metadata = maps.Clone(c.Metadata)
 	t.Retention = c.Retention
@@ -148,6 +153,37 @@ func (m *memThreads) Threads(_ context.Context, ids []string) (map[string]chat.T
 		}
 	}
 	return out, nil
+}
+
+// countQuotaLocked counts a request against q as the store does on the
+// thread item: in every window or, when one is full, in none.
+func (m *memThreads) countQuotaLocked(threadID string, q chat.Quota, at time.Time) error {
+	if len(q.Windows) == 0 {
+		return nil
+	}
+	if m.quotas == nil {
+		m.quotas = map[string][]ratelimit.Counter{}
+	}
+	key := threadID + "|" + q.Name
+	have := m.quotas[key]
+	next := make([]ratelimit.Counter, len(q.Windows))
+	var wait time.Duration
+	for i, w := range q.Windows {
+		var c ratelimit.Counter
+		if i < len(have) {
+			c = have[i]
+		}
+		n, wt, ok := w.Admit(c, at)
+		if !ok {
+			wait = max(wait, wt)
+		}
+		next[i] = n
+	}
+	if wait > 0 {
+		return &chat.QuotaExceeded{Wait: wait}
+	}
+	m.quotas[key] = next
+	return nil
 }
 
 // seed stores a committed thread with the given participants.

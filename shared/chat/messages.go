@@ -52,6 +52,9 @@ func checkContent(typ, content string) (string, string, error) {
 	}
 	if t == TypeHTML {
 		content = SanitizeHTML(content)
+		if content == "" {
+			return "", "", fault.Invalid("InvalidContent", "content", "The html content is empty once sanitized (scripts, styles and event handlers are removed).")
+		}
 	}
 	return t, content, nil
 }
@@ -71,7 +74,8 @@ type sentRecord struct {
 // SendMessage appends a text or html message. A retry with the same
 // repeatability-request-id returns the original message instead of a
 // second one. The path is three DynamoDB requests: the caller's membership
-// (with the request record), the sequence id, the message.
+// (with the request record), the sequence id (which also counts the
+// thread's message rate limit), the message.
 func (s *Service) SendMessage(ctx context.Context, caller Caller, threadID string, in SendMessageInput) (Message, error) {
 	if err := caller.require(capChat); err != nil {
 		return Message{}, err
@@ -84,6 +88,9 @@ func (s *Service) SendMessage(ctx context.Context, caller Caller, threadID strin
 		return Message{}, err
 	}
 	if err := checkDisplayName("senderDisplayName", in.SenderDisplayName); err != nil {
+		return Message{}, err
+	}
+	if err := checkRequestID(in.RequestID); err != nil {
 		return Message{}, err
 	}
 	if !ValidThreadID(threadID) {
@@ -104,12 +111,12 @@ func (s *Service) SendMessage(ctx context.Context, caller Caller, threadID strin
 		return Message{}, err
 	}
 	now := s.now()
-	t, err := s.Messages.NextSeq(ctx, threadID, now)
+	t, err := s.Messages.NextSeq(ctx, threadID, now, s.quota(rateMessages))
 	if errors.Is(err, ErrThreadGone) {
 		return Message{}, fault.Missing("ThreadDeleted", "chatThreadId", "Thread %s was deleted.", threadID)
 	}
 	if err != nil {
-		return Message{}, err
+		return Message{}, s.refused(err, rateMessages)
 	}
 	if !t.DeletedAt(now).IsZero() {
 		return Message{}, fault.Missing("ThreadDeleted", "chatThreadId", "Thread %s was deleted.", threadID)
@@ -206,6 +213,9 @@ func (s *Service) ListMessages(ctx context.Context, caller Caller, threadID stri
 	if err != nil {
 		return MessagePage{}, err
 	}
+	if err := s.throttle(caller, threadID, rateListMessages...); err != nil {
+		return MessagePage{}, err
+	}
 	if p.ShareHistoryTime.After(r.Since) {
 		r.Since = p.ShareHistoryTime
 	}
@@ -257,7 +267,13 @@ func (s *Service) GetMessage(ctx context.Context, caller Caller, threadID, messa
 		return Message{}, err
 	}
 	_, m, err := s.messageFor(ctx, caller, threadID, messageID, true)
-	return m, err
+	if err != nil {
+		return Message{}, err
+	}
+	if err := s.throttle(caller, threadID, rateGetMessage...); err != nil {
+		return Message{}, err
+	}
+	return m, nil
 }
 
 // MessagePatch is a merge-patch of a message; nil members are absent.
@@ -308,7 +324,9 @@ func (s *Service) DeleteMessage(ctx context.Context, caller Caller, threadID, me
 }
 
 // changeMessage applies change to a message of the caller's, retrying when
-// a concurrent change to the same message wins.
+// a concurrent change to the same message wins. The message write does not
+// touch the thread item, so the thread's message rate limit is counted in
+// memory here: an exact count would cost one more write per edit.
 func (s *Service) changeMessage(ctx context.Context, caller Caller, threadID, messageID string, change func(*Message, time.Time) (bool, error)) error {
 	if err := caller.require(capChat); err != nil {
 		return err
@@ -320,6 +338,11 @@ func (s *Service) changeMessage(ctx context.Context, caller Caller, threadID, me
 		}
 		if m.SenderID != caller.UserID {
 			return fault.Denied("NotMessageSender", "Only the sender of message %s can change it.", messageID)
+		}
+		if attempt == 0 {
+			if err := s.throttle(caller, threadID, rateMessages); err != nil {
+				return err
+			}
 		}
 		now := s.now()
 		old := m.Version

@@ -73,6 +73,9 @@ func (s *Service) ListParticipants(ctx context.Context, caller Caller, threadID 
 	if err != nil {
 		return ParticipantPage{}, err
 	}
+	if err := s.throttle(caller, threadID, rateListParticipants...); err != nil {
+		return ParticipantPage{}, err
+	}
 	current := slices.DeleteFunc(slices.Clone(all), func(p Participant) bool { return !p.Current() })
 	slices.SortFunc(current, func(a, b Participant) int {
 		if c := a.JoinedOn.Compare(b.JoinedOn); c != 0 {
@@ -129,6 +132,7 @@ func (s *Service) AddParticipants(ctx context.Context, caller Caller, threadID s
 			invalid = append(invalid, InvalidParticipant{Target: id, Code: "404", Message: "Not found: no identity " + id + " exists in this resource."})
 		}
 	}
+	counted := false // the request counts once against the thread's rate limit, however many commits it takes
 	for attempt := 0; attempt < 16; {
 		t, all, err := s.rosterFor(ctx, caller, threadID)
 		if err != nil {
@@ -147,6 +151,12 @@ func (s *Service) AddParticipants(ctx context.Context, caller Caller, threadID s
 			}
 		}
 		if len(todo) == 0 {
+			if !counted {
+				// Nothing to write: counted in memory instead.
+				if err := s.throttle(caller, threadID, rateParticipants); err != nil {
+					return nil, err
+				}
+			}
 			return invalid, nil
 		}
 		if n := len(current) + len(todo); n > MaxParticipantsPerThread {
@@ -154,10 +164,11 @@ func (s *Service) AddParticipants(ctx context.Context, caller Caller, threadID s
 				"A thread holds at most %d participants; it has %d and this request would add %d.", MaxParticipantsPerThread, len(current), len(todo))
 		}
 		now := s.now()
-		seq, err := s.systemSeq(ctx, threadID, now)
+		seq, err := s.systemSeq(ctx, threadID, now, counted)
 		if err != nil {
 			return nil, err
 		}
+		counted = true
 		var add []Participant
 		for _, id := range todo[:min(len(todo), rosterChunk)] {
 			p := byID[id]
@@ -179,13 +190,19 @@ func (s *Service) AddParticipants(ctx context.Context, caller Caller, threadID s
 	return nil, fault.Busy(time.Second, "Thread %s is changing too fast; retry shortly.", threadID)
 }
 
-// systemSeq hands out the sequence id of a system message.
-func (s *Service) systemSeq(ctx context.Context, threadID string, now time.Time) (int64, error) {
-	t, err := s.Messages.NextSeq(ctx, threadID, now)
+// systemSeq hands out the sequence id of a roster change's system message,
+// counting the request against the thread's participants rate limit in the
+// same write unless it was counted already.
+func (s *Service) systemSeq(ctx context.Context, threadID string, now time.Time, counted bool) (int64, error) {
+	q := s.quota(rateParticipants)
+	if counted {
+		q = Quota{}
+	}
+	t, err := s.Messages.NextSeq(ctx, threadID, now, q)
 	if errors.Is(err, ErrThreadGone) {
 		return 0, fault.Missing("ThreadDeleted", "chatThreadId", "Thread %s was deleted.", threadID)
 	}
-	return t.Seq, err
+	return t.Seq, s.refused(err, rateParticipants)
 }
 
 // RemoveParticipant removes a user from a thread (a user may remove itself).
@@ -195,6 +212,7 @@ func (s *Service) RemoveParticipant(ctx context.Context, caller Caller, threadID
 	if err := caller.require(capManageParticipants); err != nil {
 		return err
 	}
+	counted := false
 	for attempt := 0; attempt < 8; attempt++ {
 		_, all, err := s.rosterFor(ctx, caller, threadID)
 		if err != nil {
@@ -205,13 +223,17 @@ func (s *Service) RemoveParticipant(ctx context.Context, caller Caller, threadID
 			return fault.Missing("ParticipantNotFound", "rawId", "%s is not a participant of thread %s.", userID, threadID)
 		}
 		if !all[i].Current() {
+			if !counted {
+				return s.throttle(caller, threadID, rateParticipants) // nothing to write: counted in memory
+			}
 			return nil
 		}
 		now := s.now()
-		seq, err := s.systemSeq(ctx, threadID, now)
+		seq, err := s.systemSeq(ctx, threadID, now, counted)
 		if err != nil {
 			return err
 		}
+		counted = true
 		gone := all[i]
 		msg := Message{Seq: seq, Type: TypeParticipantRemoved, Participants: []Participant{gone}, InitiatorID: caller.UserID, CreatedOn: now, Version: now.UnixMilli()}
 		err = s.Participants.RemoveParticipant(ctx, RosterChange{ThreadID: threadID, Remove: userID, At: now, Message: msg})

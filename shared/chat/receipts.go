@@ -19,6 +19,9 @@ func (s *Service) SendReadReceipt(ctx context.Context, caller Caller, threadID, 
 	if err != nil {
 		return err
 	}
+	if err := s.throttle(caller, threadID, rateSendReceipt...); err != nil {
+		return err
+	}
 	return s.Receipts.PutReceipt(ctx, threadID, Receipt{UserID: caller.UserID, Seq: m.Seq, ReadOn: s.now(), MessageCreatedOn: m.CreatedOn})
 }
 
@@ -38,6 +41,9 @@ func (s *Service) ListReadReceipts(ctx context.Context, caller Caller, threadID 
 	}
 	_, p, err := s.view(ctx, caller, threadID, false)
 	if err != nil {
+		return ReceiptPage{}, err
+	}
+	if err := s.throttle(caller, threadID, rateListReceipts...); err != nil {
 		return ReceiptPage{}, err
 	}
 	all, err := s.Receipts.Receipts(ctx, threadID)
@@ -67,6 +73,9 @@ func (s *Service) SendTyping(ctx context.Context, caller Caller, threadID, displ
 		return err
 	}
 	if _, _, err := s.view(ctx, caller, threadID, false); err != nil {
+		return err
+	}
+	if err := s.throttle(caller, threadID, rateTyping...); err != nil {
 		return err
 	}
 	if s.Typing == nil {

@@ -31,6 +31,7 @@ type ThreadChange struct {
 	Message   *Message
 	At        time.Time
 	By        string // who made the change
+	Quota     Quota  // counted on the thread in the same write
 }
 
 // View is a thread and the caller's own participant record, read together.
@@ -43,6 +44,8 @@ type View struct {
 type ThreadStore interface {
 	CreateThread(ctx context.Context, d ThreadDraft) error
 	ThreadView(ctx context.Context, threadID, userID string) (View, error)
+	// UpdateThread applies c if the thread is still at its revision
+	// (ErrRaced otherwise); *QuotaExceeded when c.Quota is used up.
 	UpdateThread(ctx context.Context, c ThreadChange) error
 	MarkThreadDeleted(ctx context.Context, threadID string, at time.Time, by string) error
 	Memberships(ctx context.Context, userID string) ([]Membership, error)
@@ -94,9 +97,11 @@ type MessageStore interface {
 	// set, the request record under it, in one call.
 	SendCheck(ctx context.Context, threadID, userID, requestKey string) (*Participant, *RequestRecord, error)
 	// NextSeq hands out the thread's next sequence id and records activity
-	// at `at`; ErrThreadGone when the thread is missing or deleted. It
-	// returns the thread as it is after the change.
-	NextSeq(ctx context.Context, threadID string, at time.Time) (Thread, error)
+	// at `at`, counting the request against q in the same write;
+	// ErrThreadGone when the thread is missing or deleted, *QuotaExceeded
+	// (and nothing written) when q is used up. It returns the thread as it
+	// is after the change.
+	NextSeq(ctx context.Context, threadID string, at time.Time, q Quota) (Thread, error)
 	// PutMessage writes a new message. With a record, the record is written
 	// under requestKey in the same commit; ErrRaced means another request
 	// with that key committed first.

@@ -21,6 +21,7 @@ type Service struct {
 	Participants ParticipantStore
 	Receipts     ReceiptStore
 	Typing       TypingNotifier // nil: typing is validated but goes nowhere
+	Rates        RateLimits     // the zero value limits nothing
 	Now          func() time.Time
 }
 
@@ -91,6 +92,15 @@ func (s *Service) CreateThread(ctx context.Context, caller Caller, in CreateThre
 		if err := checkMetadata("participants.metadata", p.Metadata); err != nil {
 			return CreateThreadResult{}, err
 		}
+		if err := checkDisplayName("participants.displayName", p.DisplayName); err != nil {
+			return CreateThreadResult{}, err
+		}
+	}
+	if err := checkRequestID(in.RequestID); err != nil {
+		return CreateThreadResult{}, err
+	}
+	if err := s.throttle(caller, "", rateCreateThread); err != nil {
+		return CreateThreadResult{}, err
 	}
 
 	now := s.now()
@@ -222,6 +232,9 @@ func (s *Service) GetThread(ctx context.Context, caller Caller, threadID string)
 	if err := caller.require(capChat); err != nil {
 		return Thread{}, err
 	}
+	if err := s.throttle(caller, threadID, rateReadThreads); err != nil {
+		return Thread{}, err
+	}
 	t, _, err := s.view(ctx, caller, threadID, true)
 	return t, err
 }
@@ -266,10 +279,13 @@ func (s *Service) UpdateThread(ctx context.Context, caller Caller, threadID stri
 			return err
 		}
 		if next.Topic == t.Topic && maps.Equal(next.Metadata, t.Metadata) && next.Retention == t.Retention {
-			return nil // nothing changes: no write, no system message
+			// Nothing changes: no write, no system message, so the
+			// request is counted in memory instead of on the thread.
+			return s.throttle(caller, threadID, rateUpdateThread)
 		}
 		now := s.now()
-		change := ThreadChange{ThreadID: threadID, ExpectRev: t.Rev, ExpectSeq: t.Seq, Topic: next.Topic, Metadata: next.Metadata, Retention: next.Retention, At: now, By: caller.UserID}
+		change := ThreadChange{ThreadID: threadID, ExpectRev: t.Rev, ExpectSeq: t.Seq, Topic: next.Topic, Metadata: next.Metadata, Retention: next.Retention, At: now, By: caller.UserID,
+			Quota: s.quota(rateUpdateThread)}
 		if next.Topic != t.Topic {
 			change.Message = &Message{Seq: t.Seq + 1, Type: TypeTopicUpdated, Topic: next.Topic, InitiatorID: caller.UserID, CreatedOn: now, Version: now.UnixMilli()}
 		}
@@ -277,7 +293,7 @@ func (s *Service) UpdateThread(ctx context.Context, caller Caller, threadID stri
 		if errors.Is(err, ErrRaced) {
 			continue
 		}
-		return err
+		return s.refused(err, rateUpdateThread)
 	}
 	return fault.Busy(time.Second, "Thread %s is changing too fast to update; retry shortly.", threadID)
 }
@@ -304,6 +320,9 @@ func mergeMetadata(cur map[string]string, p ThreadPatch) map[string]string {
 // so a retried delete does not fail.
 func (s *Service) DeleteThread(ctx context.Context, caller Caller, threadID string) error {
 	if err := caller.require(capManageThread); err != nil {
+		return err
+	}
+	if err := s.throttle(caller, threadID, rateDeleteThread); err != nil {
 		return err
 	}
 	_, _, err := s.view(ctx, caller, threadID, false)
@@ -349,6 +368,9 @@ func (s *Service) ListThreads(ctx context.Context, caller Caller, q ThreadQuery)
 	}
 	size, err := pageSize(q.PageSize)
 	if err != nil {
+		return ThreadPage{}, err
+	}
+	if err := s.throttle(caller, "", rateReadThreads); err != nil {
 		return ThreadPage{}, err
 	}
 	now := s.now()

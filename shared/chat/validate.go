@@ -64,3 +64,16 @@ func checkRetention(r Retention) error {
 			"retentionPolicy.kind must be %q or %q; it was %q.", RetentionThreadCreationDate, RetentionNone, r.Kind)
 	}
 }
+
+// MaxRequestIDBytes bounds a repeatability-request-id. The id is part of a
+// DynamoDB key (RQ#<user id>|[send|<thread id>|]<request id>, at most 2048
+// bytes); the SDKs send a 36-character UUID.
+const MaxRequestIDBytes = 256
+
+func checkRequestID(id string) error {
+	if len(id) > MaxRequestIDBytes {
+		return fault.Invalid("InvalidRepeatabilityRequestId", "repeatability-request-id",
+			"The repeatability-request-id is %d bytes; the maximum is %d.", len(id), MaxRequestIDBytes)
+	}
+	return nil
+}

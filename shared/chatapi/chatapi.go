@@ -181,7 +181,7 @@ type Storage interface {
 	chat.ReceiptStore
 }
 
-// New builds the chat API on a store.
-func New(st Storage) *API {
-	return &API{Chat: &chat.Service{Threads: st, Users: st, Requests: st, Messages: st, Participants: st, Receipts: st}}
+// New builds the chat API on a store, with the rate limits to apply.
+func New(st Storage, rates chat.RateLimits) *API {
+	return &API{Chat: &chat.Service{Threads: st, Users: st, Requests: st, Messages: st, Participants: st, Receipts: st, Rates: rates}}
 }

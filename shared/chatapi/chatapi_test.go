@@ -21,6 +21,7 @@ import (
 	"github.com/threadline/threadline/shared/apigw"
 	"github.com/threadline/threadline/shared/chat"
 	"github.com/threadline/threadline/shared/chatapi"
+	"github.com/threadline/threadline/shared/ratelimit"
 )
 
 // memStore is an in-memory chatapi.Storage.
@@ -720,13 +721,24 @@ func TestListThreads(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	st := newMemStore(me)
-	api := chatapi.New(st)
-	if api.Chat == nil || api.Chat.Threads != st || api.Chat.Users != st || api.Chat.Requests != st {
+	api := chatapi.New(st, chat.RateLimits{Scale: 1, Limiter: ratelimit.NewLimiter(0)})
+	if api.Chat == nil || api.Chat.Threads != st || api.Chat.Users != st || api.Chat.Requests != st || api.Chat.Rates.Scale != 1 {
 		t.Fatalf("New() = %+v", api.Chat)
 	}
 	h := &harness{api: api, st: st, now: time.Now()}
-	resp := h.call(t, api.CreateThread, req{method: "POST", path: "/chat/threads", query: v, body: `{"topic":"t"}`})
-	if resp.StatusCode != 201 {
-		t.Errorf("create through New() = %d %s", resp.StatusCode, resp.Body)
+	// ACS allows 10 creates per user per 10 s; the 11th is a 429 with
+	// Retry-After and ACS's error body.
+	for i := 0; i < 11; i++ {
+		resp := h.call(t, api.CreateThread, req{method: "POST", path: "/chat/threads", query: v, body: `{"topic":"t"}`})
+		if i < 10 {
+			if resp.StatusCode != 201 {
+				t.Fatalf("create %d through New() = %d %s", i+1, resp.StatusCode, resp.Body)
+			}
+			continue
+		}
+		wantError(t, resp, 429, "TooManyRequests")
+		if s, err := strconv.Atoi(resp.Headers["Retry-After"]); err != nil || s < 1 || s > 10 {
+			t.Errorf("Retry-After %q, want 1..10 seconds", resp.Headers["Retry-After"])
+		}
 	}
 }

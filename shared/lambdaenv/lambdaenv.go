@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -16,7 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/threadline/threadline/shared/chat"
 	"github.com/threadline/threadline/shared/obs"
+	"github.com/threadline/threadline/shared/ratelimit"
 	"github.com/threadline/threadline/shared/store"
 )
 
@@ -63,4 +66,22 @@ func FeedRetention() time.Duration {
 		os.Exit(1)
 	}
 	return time.Duration(h) * time.Hour
+}
+
+// RateLimitScale is RATE_LIMIT_SCALE (template parameter RateLimitScale):
+// 1 enforces ACS's rate limits, 10 ten times them, 0 none.
+func RateLimitScale() float64 {
+	f, err := strconv.ParseFloat(Require("RATE_LIMIT_SCALE"), 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		fmt.Fprintf(os.Stderr, `{"level":"ERROR","msg":"RATE_LIMIT_SCALE must be a number ≥ 0"}`+"\n")
+		os.Exit(1)
+	}
+	return f
+}
+
+// RateLimits are the chat functions' rate limits at RateLimitScale, with an
+// in-memory limiter for the limits no table write counts (per instance:
+// each one admits up to the limit).
+func RateLimits() chat.RateLimits {
+	return chat.RateLimits{Scale: RateLimitScale(), Limiter: ratelimit.NewLimiter(0)}
 }

@@ -31,6 +31,7 @@ const (
 	DynamoDBReadUnits  = "DynamoDBReadUnits"
 	DynamoDBWriteUnits = "DynamoDBWriteUnits"
 	DynamoDBThrottles  = "DynamoDBThrottles"
+	Throttled          = "Throttled" // requests refused by a rate limit (429)
 )
 
 // perOperation are the metrics also kept per Operation: the dashboard's
@@ -41,7 +42,7 @@ var perOperation = map[string]bool{Requests: true, ClientErrors: true, ServerErr
 var Names = []string{
 	Requests, ClientErrors, ServerErrors, Latency, MessagesSent, FanoutRecipients, PushesDelivered, PushesGone,
 	PushesFailed, FeedWrites, EventsPublished, EventsFailed, StreamRecords, DynamoDBRequests, DynamoDBReadUnits,
-	DynamoDBWriteUnits, DynamoDBThrottles,
+	DynamoDBWriteUnits, DynamoDBThrottles, Throttled,
 }
 
 // Recorder gathers one invocation's metrics; Flush writes them as a single

@@ -36,6 +36,15 @@ func throttles(ctx context.Context, in middleware.FinalizeInput, next middleware
 			obs.From(ctx).Add(obs.DynamoDBThrottles, 1)
 		}
 	}
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) {
+		for _, r := range tce.CancellationReasons {
+			if c := aws.ToString(r.Code); c == "ThrottlingError" || c == "ProvisionedThroughputExceeded" {
+				obs.From(ctx).Add(obs.DynamoDBThrottles, 1) // a throttled transaction is cancelled, not retried
+				break
+			}
+		}
+	}
 	return out, md, err
 }
 

@@ -8,10 +8,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/threadline/threadline/shared/chat"
+	"github.com/threadline/threadline/shared/fault"
 )
 
 var _ chat.MessageStore = (*Store)(nil)
@@ -57,26 +59,51 @@ func (s *Store) SendCheck(ctx context.Context, threadID, userID, requestKey stri
 
 // NextSeq is one atomic counter update on the thread's META item; it never
 // conflicts with concurrent senders, so sequence ids are distinct and
-// increasing under any load (a failed send may leave a gap).
-func (s *Store) NextSeq(ctx context.Context, threadID string, at time.Time) (chat.Thread, error) {
-	out, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &s.Table, Key: key(threadPK(threadID), skThread),
-		UpdateExpression:          aws.String("ADD seq :one SET lma = :at"),
-		ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(del)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":at": num(toMS(at))},
-		ReturnValues:              types.ReturnValueAllNew,
-	})
-	if conditionFailed(err) {
-		return chat.Thread{}, chat.ErrThreadGone
+// increasing under any load (a failed send may leave a gap). The same update
+// counts the request against q (quota.go); a refused request consumes no
+// sequence id, and a wrong guess of q's windows costs one more update.
+func (s *Store) NextSeq(ctx context.Context, threadID string, at time.Time, q chat.Quota) (chat.Thread, error) {
+	c := s.guess(threadID, q, at)
+	for attempt := 1; ; attempt++ {
+		upd, cond := c.apply(
+			expression.Add(expression.Name("seq"), expression.Value(1)).Set(expression.Name("lma"), expression.Value(toMS(at))),
+			expression.AttributeExists(expression.Name(attrPK)).And(expression.AttributeNotExists(expression.Name("del"))))
+		expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
+		if err != nil {
+			return chat.Thread{}, fmt.Errorf("build update: %w", err)
+		}
+		out, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: &s.Table, Key: key(threadPK(threadID), skThread),
+			UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
+			ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+			ReturnValues:                        types.ReturnValueAllNew,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case asErr(err, &ccf):
+			old := ccf.Item
+			if len(old) == 0 || old["del"] != nil {
+				return chat.Thread{}, chat.ErrThreadGone
+			}
+			s.counters.note(threadID, old)
+			if refused := c.correct(old); refused != nil {
+				return chat.Thread{}, refused
+			}
+			if attempt == countingAttempts {
+				return chat.Thread{}, fault.Busy(time.Second, "Thread %s is too busy; retry after a second.", threadID)
+			}
+			continue
+		case err != nil:
+			return chat.Thread{}, fail("UpdateItem", err)
+		}
+		s.counters.note(threadID, out.Attributes)
+		var ti threadItem
+		if err := attributevalue.UnmarshalMap(out.Attributes, &ti); err != nil {
+			return chat.Thread{}, fmt.Errorf("unmarshal thread: %w", err)
+		}
+		return ti.thread(), nil
 	}
-	if err != nil {
-		return chat.Thread{}, fail("UpdateItem", err)
-	}
-	var ti threadItem
-	if err := attributevalue.UnmarshalMap(out.Attributes, &ti); err != nil {
-		return chat.Thread{}, fmt.Errorf("unmarshal thread: %w", err)
-	}
-	return ti.thread(), nil
 }
 
 // PutMessage writes a new message; with a request record both commit in one
@@ -126,6 +153,7 @@ func (s *Store) MessageView(ctx context.Context, threadID, userID string, seq in
 	if err != nil {
 		return chat.View{}, nil, err
 	}
+	s.noteThread(threadID, items)
 	v, err := viewOf(items)
 	if err != nil {
 		return chat.View{}, nil, err
@@ -217,6 +245,16 @@ func (s *Store) ReplaceMessage(ctx context.Context, threadID string, m chat.Mess
 		return fail("PutItem", err)
 	}
 	return nil
+}
+
+// noteThread remembers the rate-limit windows of the META item among items
+// (reads the store makes anyway), so the next counted write guesses right.
+func (s *Store) noteThread(threadID string, items []map[string]types.AttributeValue) {
+	for _, it := range items {
+		if str(it, attrSK) == skThread {
+			s.counters.note(threadID, it)
+		}
+	}
 }
 
 // viewOf picks the thread and participant out of a batch of items.

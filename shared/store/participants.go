@@ -40,6 +40,7 @@ func (s *Store) Roster(ctx context.Context, threadID string) (*chat.Thread, []ch
 		if err != nil {
 			return nil, nil, fail("Query", err)
 		}
+		s.noteThread(threadID, page.Items)
 		v, err := viewOf(page.Items)
 		if err != nil {
 			return nil, nil, err

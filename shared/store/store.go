@@ -34,6 +34,8 @@ type Store struct {
 	DB    DB
 	Table string
 	Now   func() time.Time // for TTL checks; time.Now when nil
+
+	counters counterCache // the rate-limit windows last seen per thread (quota.go)
 }
 
 // Index names, as template.yaml defines them.
@@ -76,10 +78,31 @@ func fail(op string, err error) error {
 			return fmt.Errorf("dynamodb %s: %w (%w)", op, fault.Busy(time.Second, "The service is busy; retry after a second."), err)
 		}
 	}
+	if transientCancel(err) {
+		return fmt.Errorf("dynamodb %s: %w (%w)", op, fault.Busy(time.Second, "The service is busy; retry after a second."), err)
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("dynamodb %s: %w (%w)", op, fault.Busy(time.Second, "The request timed out inside the service; retry it."), err)
 	}
 	return fmt.Errorf("dynamodb %s: %w", op, err)
+}
+
+// transientCancel reports a transaction DynamoDB cancelled because it was
+// throttled or conflicted with another: that is how a throttled
+// TransactWriteItems answers (a TransactionCanceledException, which the SDK
+// does not retry), and, like a throttle, it is worth retrying whole.
+func transientCancel(err error) bool {
+	var tce *types.TransactionCanceledException
+	if !errors.As(err, &tce) {
+		return false
+	}
+	for _, r := range tce.CancellationReasons {
+		switch aws.ToString(r.Code) {
+		case "ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict", "RequestLimitExceeded":
+			return true
+		}
+	}
+	return false
 }
 
 func conditionFailed(err error) bool {

@@ -349,7 +349,7 @@ func TestRosterTransactionsKeepTheirInvariants(t *testing.T) {
 	if err := s.MarkThreadDeleted(ctx, d.Thread.ID, now, d.Thread.CreatedBy); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.NextSeq(ctx, d.Thread.ID, now); !errors.Is(err, chat.ErrThreadGone) {
+	if _, err := s.NextSeq(ctx, d.Thread.ID, now, chat.Quota{}); !errors.Is(err, chat.ErrThreadGone) {
 		t.Errorf("NextSeq on a deleted thread: %v", err)
 	}
 	if err := s.AddParticipants(ctx, chat.RosterChange{ThreadID: d.Thread.ID, Add: []chat.Participant{newP("8:acs:r_z")}, Message: msg(5), MaxMembers: 250}); !errors.Is(err, chat.ErrThreadGone) {
@@ -366,7 +366,7 @@ func TestMessagesRangeAndReceipts(t *testing.T) {
 	}
 	base := time.UnixMilli(time.Now().UnixMilli()).UTC()
 	for i := 0; i < 30; i++ {
-		th, err := s.NextSeq(ctx, d.Thread.ID, base)
+		th, err := s.NextSeq(ctx, d.Thread.ID, base, chat.Quota{})
 		if err != nil {
 			t.Fatal(err)
 		}

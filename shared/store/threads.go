@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/threadline/threadline/shared/chat"
+	"github.com/threadline/threadline/shared/fault"
 )
 
 var _ chat.ThreadStore = (*Store)(nil)
@@ -200,72 +201,125 @@ func (s *Store) ThreadView(ctx context.Context, threadID, userID string) (chat.V
 	if err != nil {
 		return chat.View{}, err
 	}
+	s.noteThread(threadID, items)
 	return viewOf(items)
 }
 
 // UpdateThread applies a property change. With a system message, the META
 // update and the message commit in one transaction conditioned on the
 // revision and sequence id read by the caller; otherwise one conditional
-// update is enough (and costs half).
+// update is enough (and costs half). Either way the META update also counts
+// the request against c.Quota (quota.go).
 func (s *Store) UpdateThread(ctx context.Context, c chat.ThreadChange) error {
-	upd := expression.Set(expression.Name("topic"), expression.Value(c.Topic)).
-		Set(expression.Name("rev"), expression.Value(c.ExpectRev+1)).
-		Set(expression.Name("upd"), expression.Value(toMS(c.At))).
-		Set(expression.Name("uby"), expression.Value(c.By))
-	if len(c.Metadata) > 0 {
-		upd = upd.Set(expression.Name("md"), expression.Value(c.Metadata))
-	} else {
-		upd = upd.Remove(expression.Name("md"))
+	// Built afresh for every attempt: the builders share their lists.
+	change := func() (expression.UpdateBuilder, expression.ConditionBuilder) {
+		upd := expression.Set(expression.Name("topic"), expression.Value(c.Topic)).
+			Set(expression.Name("rev"), expression.Value(c.ExpectRev+1)).
+			Set(expression.Name("upd"), expression.Value(toMS(c.At))).
+			Set(expression.Name("uby"), expression.Value(c.By))
+		if len(c.Metadata) > 0 {
+			upd = upd.Set(expression.Name("md"), expression.Value(c.Metadata))
+		} else {
+			upd = upd.Remove(expression.Name("md"))
+		}
+		if c.Retention.Kind != "" {
+			upd = upd.Set(expression.Name("rk"), expression.Value(c.Retention.Kind)).Set(expression.Name("rd"), expression.Value(c.Retention.Days))
+		} else {
+			upd = upd.Remove(expression.Name("rk")).Remove(expression.Name("rd"))
+		}
+		cond := expression.Name("rev").Equal(expression.Value(c.ExpectRev)).
+			And(expression.AttributeNotExists(expression.Name("del")))
+		if c.Message != nil {
+			upd = upd.Set(expression.Name("seq"), expression.Value(c.Message.Seq)).
+				Set(expression.Name("lma"), expression.Value(toMS(c.At)))
+			cond = cond.And(expression.Name("seq").Equal(expression.Value(c.ExpectSeq)))
+		}
+		return upd, cond
 	}
-	if c.Retention.Kind != "" {
-		upd = upd.Set(expression.Name("rk"), expression.Value(c.Retention.Kind)).Set(expression.Name("rd"), expression.Value(c.Retention.Days))
-	} else {
-		upd = upd.Remove(expression.Name("rk")).Remove(expression.Name("rd"))
-	}
-	cond := expression.Name("rev").Equal(expression.Value(c.ExpectRev)).
-		And(expression.AttributeNotExists(expression.Name("del")))
+	var msg map[string]types.AttributeValue
 	if c.Message != nil {
-		upd = upd.Set(expression.Name("seq"), expression.Value(c.Message.Seq)).
-			Set(expression.Name("lma"), expression.Value(toMS(c.At)))
-		cond = cond.And(expression.Name("seq").Equal(expression.Value(c.ExpectSeq)))
+		var err error
+		if msg, err = attributevalue.MarshalMap(newMessageItem(c.ThreadID, *c.Message)); err != nil {
+			return fmt.Errorf("marshal message: %w", err)
+		}
 	}
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-	if err != nil {
-		return fmt.Errorf("build update: %w", err)
-	}
-	if c.Message == nil {
-		_, err = s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: &s.Table, Key: key(threadPK(c.ThreadID), skThread),
-			UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
-			ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
-		})
-		if conditionFailed(err) {
+	counting := s.guess(c.ThreadID, c.Quota, c.At)
+	for attempt := 1; ; attempt++ {
+		u, cd := counting.apply(change())
+		expr, err := expression.NewBuilder().WithUpdate(u).WithCondition(cd).Build()
+		if err != nil {
+			return fmt.Errorf("build update: %w", err)
+		}
+		old, err := s.updateThread(ctx, c.ThreadID, expr, msg)
+		if err != nil || old == nil {
+			if err == nil {
+				s.counters.set(c.ThreadID, counting.counted())
+			}
+			return err
+		}
+		// The condition failed: the thread changed (the caller reads it
+		// again), or the counters were not as guessed.
+		if old[attrPK] == nil || old["del"] != nil || intAttr(old, "rev") != c.ExpectRev || (c.Message != nil && intAttr(old, "seq") != c.ExpectSeq) {
 			return chat.ErrRaced
 		}
-		if err != nil {
-			return fail("UpdateItem", err)
+		s.counters.note(c.ThreadID, old)
+		if refused := counting.correct(old); refused != nil {
+			return refused
 		}
-		return nil
+		if attempt == countingAttempts {
+			return fault.Busy(time.Second, "Thread %s is too busy; retry after a second.", c.ThreadID)
+		}
 	}
-	msg, err := attributevalue.MarshalMap(newMessageItem(c.ThreadID, *c.Message))
-	if err != nil {
-		return fmt.Errorf("marshal message: %w", err)
+}
+
+// updateThread runs one attempt of UpdateThread. When the META update's
+// condition fails it returns the item as it was (ALL_OLD, empty when there
+// is none); any other refusal is ErrRaced.
+func (s *Store) updateThread(ctx context.Context, threadID string, expr expression.Expression, msg map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
+	meta := types.Update{
+		TableName: &s.Table, Key: key(threadPK(threadID), skThread),
+		UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
+		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
-	_, err = s.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName: &s.Table, Key: key(threadPK(c.ThreadID), skThread),
-			UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
-			ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
-		}},
+	if msg == nil {
+		_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: meta.TableName, Key: meta.Key, UpdateExpression: meta.UpdateExpression, ConditionExpression: meta.ConditionExpression,
+			ExpressionAttributeNames: meta.ExpressionAttributeNames, ExpressionAttributeValues: meta.ExpressionAttributeValues,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case asErr(err, &ccf):
+			return orEmpty(ccf.Item), nil
+		case err != nil:
+			return nil, fail("UpdateItem", err)
+		}
+		return nil, nil
+	}
+	_, err := s.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &meta},
 		{Put: &types.Put{TableName: &s.Table, Item: msg, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 	}})
-	if canceledByCondition(err) {
-		return chat.ErrRaced
+	var tce *types.TransactionCanceledException
+	switch {
+	case err == nil:
+		return nil, nil
+	case !asErr(err, &tce) || !canceledByCondition(err):
+		return nil, fail("TransactWriteItems", err)
+	case len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed":
+		return orEmpty(tce.CancellationReasons[0].Item), nil
+	default:
+		return nil, chat.ErrRaced // the message's own condition: the sequence id was taken
 	}
-	if err != nil {
-		return fail("TransactWriteItems", err)
+}
+
+// orEmpty makes "no item" distinguishable from "no failure".
+func orEmpty(item map[string]types.AttributeValue) map[string]types.AttributeValue {
+	if item == nil {
+		return map[string]types.AttributeValue{}
 	}
-	return nil
+	return item
 }
 
 func canceledByCondition(err error) bool {

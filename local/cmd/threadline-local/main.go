@@ -23,16 +23,21 @@ func main() {
 	ddbAddr := flag.String("dynamodb", "127.0.0.1:8000", "address DynamoDB Local is reachable on")
 	state := flag.String("state", "", "state folder (default <repo>/.local)")
 	reject := flag.Float64("events-reject", 0, "share of PutEvents entries the local bus fails (0..1), to watch retries and dead letters")
+	rateScale := flag.Float64("rate-limit-scale", 1, "multiplies ACS's rate limits, as the RateLimitScale template parameter does (0 turns them off, e.g. for benchmarks)")
 	flag.Parse()
 	if *reject < 0 || *reject > 1 {
 		fmt.Fprintln(os.Stderr, "threadline-local: -events-reject must be between 0 and 1")
+		os.Exit(2)
+	}
+	if *rateScale < 0 {
+		fmt.Fprintln(os.Stderr, "threadline-local: -rate-limit-scale must not be negative")
 		os.Exit(2)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := local.Start(ctx, local.Config{HTTPAddr: *httpAddr, WSAddr: *wsAddr, EventsAddr: *busAddr, DDBAddr: *ddbAddr, StateDir: *state, AccessLog: os.Stdout, DDBLog: nil,
-		EventReject: eventbus.RejectShare(*reject)})
+		EventReject: eventbus.RejectShare(*reject), RateLimitScale: rateScale})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "threadline-local:", err)
 		os.Exit(1)
