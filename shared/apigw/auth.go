@@ -47,7 +47,7 @@ func Authorizer(auth *identity.Authenticator, log *slog.Logger) func(context.Con
 		p, err := auth.Authenticate(ctx, header)
 		if err != nil {
 			fe, ok := fault.As(err)
-			if !ok {
+			if !ok || dependencyFailure(fe) {
 				// A dependency failed: let API Gateway answer 500 rather
 				// than cache a wrong verdict for this token.
 				log.ErrorContext(ctx, "authorizer failed", "error", err.Error())
@@ -63,6 +63,15 @@ func Authorizer(auth *identity.Authenticator, log *slog.Logger) func(context.Con
 			ctxUserID: p.UserID, ctxScopes: strings.Join(p.Scopes, ","), ctxExpires: strconv.FormatInt(p.Expires.Unix(), 10),
 		}}, nil
 	}
+}
+
+// dependencyFailure reports a refusal that says nothing about the token: the
+// store was throttled or failed (fault.Busy and the like). An authorizer
+// must fail on it, not hand it over as the token's verdict, which API
+// Gateway caches for the token: a transient throttle would lock the caller
+// out for the cache's TTL.
+func dependencyFailure(fe *fault.Error) bool {
+	return fe.Kind == fault.Unavailable || fe.Kind == fault.Internal || fe.Kind == fault.TooManyRequests
 }
 
 // Principal returns the authenticated caller of a chat request, or the 401

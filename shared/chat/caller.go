@@ -25,6 +25,10 @@ var (
 	capChat               = capability{"use chat", []string{acs.ScopeChat, acs.ScopeChatJoin, acs.ScopeChatJoinLimited}}
 )
 
+// RequireChat refuses a caller whose token cannot use chat at all (voip and
+// voip.join only): real-time events (WebSocket, long poll) are chat too.
+func (c Caller) RequireChat() error { return c.require(capChat) }
+
 func (c Caller) require(cp capability) error {
 	for _, s := range cp.scopes {
 		if slices.Contains(c.Scopes, s) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/threadline/threadline/shared/apigw"
+	"github.com/threadline/threadline/shared/chat"
 	"github.com/threadline/threadline/shared/fault"
 	"github.com/threadline/threadline/shared/realtime"
 )
@@ -31,6 +32,9 @@ func PollEvents(reader *realtime.Reader, now func() time.Time) apigw.Handler {
 		}
 		p, err := r.Principal(now())
 		if err != nil {
+			return apigw.Response{}, err
+		}
+		if err := (chat.Caller{UserID: p.UserID, Scopes: p.Scopes}).RequireChat(); err != nil {
 			return apigw.Response{}, err
 		}
 		timeout, err := intParam(r, "timeoutSeconds")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/threadline/threadline/shared/chat"
 	"github.com/threadline/threadline/shared/fault"
 	"github.com/threadline/threadline/shared/identity"
 	"github.com/threadline/threadline/shared/obs"
@@ -44,13 +45,27 @@ func Authorizer(auth *identity.Authenticator, log *slog.Logger) func(context.Con
 			rec.Flush(ctx, log, "WsAuthorizer")
 		}()
 		p, err := auth.Authenticate(ctx, "Bearer "+ev.QueryStringParameters[TokenParam])
-		if fe, ok := fault.As(err); ok {
+		// A throttled or failing store is a 500 (the client retries), not a
+		// 401 (which says the token is bad).
+		if fe, ok := fault.As(err); ok && fe.Kind != fault.Unavailable && fe.Kind != fault.Internal && fe.Kind != fault.TooManyRequests {
 			log.InfoContext(ctx, "handshake refused", "code", fe.Code)
 			return events.APIGatewayCustomAuthorizerResponse{}, errors.New("Unauthorized")
 		}
 		if err != nil {
 			log.ErrorContext(ctx, "authorizer failed", "error", err.Error())
 			return events.APIGatewayCustomAuthorizerResponse{}, err
+		}
+		if err := (chat.Caller{UserID: p.UserID, Scopes: p.Scopes}).RequireChat(); err != nil {
+			// A valid token that cannot chat (voip only): an explicit Deny,
+			// which API Gateway answers with a 403 handshake.
+			log.InfoContext(ctx, "handshake refused", "code", "InsufficientScope")
+			rec.Add(obs.ClientErrors, 1)
+			return events.APIGatewayCustomAuthorizerResponse{
+				PrincipalID: p.UserID,
+				PolicyDocument: events.APIGatewayCustomAuthorizerPolicy{Version: "2012-10-17", Statement: []events.IAMPolicyStatement{
+					{Action: []string{"execute-api:Invoke"}, Effect: "Deny", Resource: []string{ev.MethodArn}},
+				}},
+			}, nil
 		}
 		return events.APIGatewayCustomAuthorizerResponse{
 			PrincipalID: p.UserID,
