@@ -46,7 +46,7 @@ FUNCTIONS := CreateIdentityFunction DeleteIdentityFunction IssueTokenFunction Re
 	WsAuthorizerFunction WsConnectFunction WsDisconnectFunction \
 	WsDefaultFunction DispatchFunction PollEventsFunction
 
-.PHONY: help run test deps lint build clean
+.PHONY: help run test deps lint build clean fuzz soak bench coldstart
 
 help: ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,8 +54,21 @@ help: ## list the targets
 run: deps ## start the whole local stack (Ctrl-C stops it; data stays in .local/)
 	go run ./local/cmd/threadline-local
 
-test: deps lint ## run every test: unit, DynamoDB Local integration, HTTPS end to end, ACS SDK suite
+test: deps lint ## run every test: unit, DynamoDB Local integration, HTTPS end to end, ACS SDK suite, reliability, short fuzz
 	go test -count=1 ./...
+	@FUZZTIME=2000x ./local/scripts/fuzz.sh
+
+fuzz: ## run every Go fuzz target longer (FUZZTIME=100000x each by default)
+	@./local/scripts/fuzz.sh
+
+soak: deps ## the reliability suite at full size: 10,000 messages to 50 clients, faults x10 (minutes)
+	THREADLINE_SOAK=1 go test -count=1 -timeout 60m -v -run 'TestLoad|TestFault' ./local
+
+bench: deps ## measure cost, latency, throughput and cold start; writes docs/benchmarks.json and .md (~15 min)
+	go run ./local/cmd/threadline-bench
+
+coldstart: ## cold start of every bootstrap under the Lambda Runtime Interface Emulator (part of make bench)
+	go run ./local/cmd/threadline-coldstart
 
 deps: ## install what is missing: Java 17, DynamoDB Local, npm packages, Go modules
 	@./local/scripts/deps.sh

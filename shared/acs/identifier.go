@@ -88,6 +88,9 @@ func ResolveUser(id Identifier) (rawID string, ok bool, reason string) {
 		if id.RawID != "" && id.RawID != u {
 			return id.RawID, false, "rawId and communicationUser.id name different users"
 		}
+		if !IsACSUserID(u) {
+			return u, false, "communicationUser.id is not an Azure Communication Services user id (8:acs:<resource>_<id>)"
+		}
 		return u, true, ""
 	case nested == 1:
 		return id.RawID, false, "only Azure Communication Services users (8:acs:…) can take part in Threadline chats"

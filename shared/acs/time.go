@@ -23,6 +23,11 @@ func ParseTime(s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 date-time with a zone, such as 2025-01-02T03:04:05.000Z", s)
 	}
+	// In UTC it must still have a four-digit year, or FormatTime would
+	// write back (in a nextLink, a response) what neither this nor the SDKs parse.
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return time.Time{}, fmt.Errorf("%q is outside the years 0000 to 9999 once converted to UTC", s)
+	}
 	return t.UTC(), nil
 }
 

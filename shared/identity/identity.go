@@ -118,6 +118,9 @@ func (s *Service) IssueToken(ctx context.Context, userID string, scopes []string
 
 // RevokeTokens voids every token the user holds now; tokens issued later work.
 func (s *Service) RevokeTokens(ctx context.Context, userID string) error {
+	if !acs.IsACSUserID(userID) {
+		return noIdentity(userID)
+	}
 	if err := s.Store.RevokeTokens(ctx, userID, s.now()); errors.Is(err, ErrNoIdentity) {
 		return noIdentity(userID)
 	} else if err != nil {
@@ -129,6 +132,9 @@ func (s *Service) RevokeTokens(ctx context.Context, userID string) error {
 // DeleteIdentity deletes a user and voids its tokens. Deleting a deleted user
 // succeeds, so a retried delete does not fail.
 func (s *Service) DeleteIdentity(ctx context.Context, userID string) error {
+	if !acs.IsACSUserID(userID) {
+		return noIdentity(userID)
+	}
 	id, err := s.Store.Identity(ctx, userID)
 	if err != nil {
 		return err
@@ -143,6 +149,9 @@ func (s *Service) DeleteIdentity(ctx context.Context, userID string) error {
 }
 
 func (s *Service) live(ctx context.Context, userID string) (*Identity, error) {
+	if !acs.IsACSUserID(userID) {
+		return nil, noIdentity(userID) // not an id this service issues, nor one a key could hold
+	}
 	id, err := s.Store.Identity(ctx, userID)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,9 @@ func encodeCursor(k FeedKey, live bool) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("f1|" + flag + "|" + strconv.FormatInt(k.Pos, 10) + "|" + k.EventID))
 }
 
+// maxCursorEventID bounds the event id in a cursor.
+const maxCursorEventID = 64
+
 // ErrInvalidCursor is a cursor this service did not issue.
 var ErrInvalidCursor = errors.New("realtime: not a cursor this service issued")
 
@@ -39,7 +42,9 @@ func decodeCursor(s string) (FeedKey, bool, error) {
 		return FeedKey{}, false, ErrInvalidCursor
 	}
 	parts := strings.SplitN(string(raw), "|", 4)
-	if len(parts) != 4 || parts[0] != "f1" || (parts[1] != "s" && parts[1] != "l") {
+	// An event id is eventID's 24 characters (or none); a longer one would
+	// not even fit the feed table's 1024-byte sort key.
+	if len(parts) != 4 || parts[0] != "f1" || (parts[1] != "s" && parts[1] != "l") || len(parts[3]) > maxCursorEventID {
 		return FeedKey{}, false, ErrInvalidCursor
 	}
 	pos, err := strconv.ParseInt(parts[2], 10, 64)

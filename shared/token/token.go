@@ -61,6 +61,11 @@ func NewSigner(secret []byte) (*Signer, error) {
 	return &Signer{priv: priv, kid: KeyID(priv.Public().(ed25519.PublicKey))}, nil
 }
 
+// maxKeyID bounds a token's kid header before it is looked up: KeyID makes
+// 16 characters, and a key store cannot look up just any length (DynamoDB
+// keys are at most 2048 bytes).
+const maxKeyID = 64
+
 // KeyID names a public key: the first 12 bytes of its SHA-256, base64url.
 func KeyID(pub ed25519.PublicKey) string {
 	sum := sha256.Sum256(pub)
@@ -120,6 +125,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 		kid, _ := t.Header["kid"].(string)
 		if kid == "" {
 			return nil, errors.New("no kid header")
+		}
+		if len(kid) > maxKeyID {
+			return nil, fmt.Errorf("unknown signing key (a %d-byte kid)", len(kid)) // not one KeyID makes; not looked up
 		}
 		pub, err := v.key(ctx, kid)
 		if err != nil {
