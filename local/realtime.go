@@ -71,7 +71,7 @@ func newWebSocketGateway(t *samtemplate.Template, invoker Invoker, cfg Config) (
 	g := &wsgateway.Gateway{
 		Invoker: invoker, Authorizer: api.AuthorizerFunction, IdentityQuery: api.IdentityQuery,
 		Connect: api.Routes["$connect"], Disconnect: api.Routes["$disconnect"], Default: api.Routes["$default"],
-		Stage: api.Stage, Limits: cfg.WSLimits,
+		Stage: api.Stage, Limits: cfg.WSLimits, PostFault: cfg.PushFault,
 	}
 	if cfg.AccessLog != nil {
 		g.Log = slog.New(slog.NewTextHandler(cfg.AccessLog, nil))

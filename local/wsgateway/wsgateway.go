@@ -72,6 +72,12 @@ type Gateway struct {
 	Limits Limits
 	Log    *slog.Logger // one line per connection event; nil = silent
 	Now    func() time.Time
+	// PostFault, when set, is asked about every PostToConnection to an open
+	// connection: a non-zero status fails that post with it (410
+	// GoneException, 429 LimitExceededException, anything else
+	// InternalServerErrorException) and the data is not sent. Fault
+	// injection for tests; nil in normal use.
+	PostFault func(connectionID string, data []byte) int
 
 	mu     sync.Mutex
 	conns  map[string]*conn    // open connections (not closing) by id
@@ -941,6 +947,12 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, id string) {
 			return
 		}
 		c := g.lookup(id)
+		if c != nil && g.PostFault != nil {
+			if status := g.PostFault(id, body); status != 0 {
+				injectedFailure(w, status)
+				return
+			}
+		}
 		if c == nil || c.send(body) != nil {
 			gone(w)
 			return
@@ -985,6 +997,19 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, id string) {
 
 func gone(w http.ResponseWriter) {
 	apiError(w, http.StatusGone, "GoneException", "Connection is gone")
+}
+
+// injectedFailure answers a post that PostFault fails, in the shape API
+// Gateway gives that status.
+func injectedFailure(w http.ResponseWriter, status int) {
+	switch status {
+	case http.StatusGone:
+		gone(w)
+	case http.StatusTooManyRequests:
+		apiError(w, status, "LimitExceededException", "Rate exceeded")
+	default:
+		apiError(w, status, "InternalServerErrorException", "Internal server error")
+	}
 }
 
 // apiError answers in restjson's error shape: the SDK reads the type from

@@ -17,12 +17,16 @@ import (
 // API is the part of the management client used here.
 type API interface {
 	PostToConnection(context.Context, *apigatewaymanagementapi.PostToConnectionInput, ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
+	DeleteConnection(context.Context, *apigatewaymanagementapi.DeleteConnectionInput, ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
 }
 
-// Pusher implements realtime.Pusher.
+// Pusher implements realtime.Pusher and realtime.Disconnecter.
 type Pusher struct{ API API }
 
-var _ realtime.Pusher = Pusher{}
+var (
+	_ realtime.Pusher       = Pusher{}
+	_ realtime.Disconnecter = Pusher{}
+)
 
 // New builds a Pusher for the WebSocket API stage at endpoint
 // (https://{api}.execute-api.{region}.amazonaws.com/{stage}).
@@ -43,5 +47,20 @@ func (p Pusher) Push(ctx context.Context, connectionID string, frame []byte) err
 		return fmt.Errorf("push %s: %w", connectionID, realtime.ErrGone)
 	default:
 		return fmt.Errorf("push %s: %w", connectionID, err)
+	}
+}
+
+// Disconnect closes a connection; one that no longer exists is
+// realtime.ErrGone.
+func (p Pusher) Disconnect(ctx context.Context, connectionID string) error {
+	_, err := p.API.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: aws.String(connectionID)})
+	var gone *types.GoneException
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &gone):
+		return fmt.Errorf("close %s: %w", connectionID, realtime.ErrGone)
+	default:
+		return fmt.Errorf("close %s: %w", connectionID, err)
 	}
 }

@@ -169,8 +169,9 @@ func isMessageEvent(t string) bool {
 }
 
 // push sends the event to every live connection of every recipient. Push
-// failures lose nothing (the event is in the feed); a connection that is
-// gone is forgotten.
+// failures lose nothing (the event is in the feed): a connection a push
+// failed on is closed, so its client resumes; one that is gone is
+// forgotten.
 func (d *Dispatcher) push(ctx context.Context, o Occurrence, data []byte, pos int64) error {
 	conns, err := d.Connections.Lookup(ctx, o.Recipients)
 	if err != nil {
@@ -193,6 +194,16 @@ func (d *Dispatcher) push(ctx context.Context, o Occurrence, data []byte, pos in
 			frame = render(o.ID, cursor, o.Type, o.ThreadID, o.At, withoutContent(o.Data), j.user)
 		}
 		err := d.Pusher.Push(ctx, j.conn, frame)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrGone):
+			d.forget(ctx, j.user, j.conn)
+		default:
+			if d.Log != nil {
+				d.Log.WarnContext(ctx, "push failed", "event", o.ID, "error", err.Error())
+			}
+			d.drop(ctx, j.user, j.conn)
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
@@ -200,20 +211,37 @@ func (d *Dispatcher) push(ctx context.Context, o Occurrence, data []byte, pos in
 			delivered++
 		case errors.Is(err, ErrGone):
 			gone++
-			if rerr := d.Connections.Remove(ctx, j.user, j.conn); rerr != nil && d.Log != nil {
-				d.Log.WarnContext(ctx, "forget gone connection", "error", rerr.Error())
-			}
 		default:
 			failed++
-			if d.Log != nil {
-				d.Log.WarnContext(ctx, "push failed", "event", o.ID, "error", err.Error())
-			}
 		}
 	})
 	d.count(ctx, "PushesDelivered", delivered)
 	d.count(ctx, "PushesGone", gone)
 	d.count(ctx, "PushesFailed", failed)
 	return nil
+}
+
+// forget removes a connection API Gateway says is gone.
+func (d *Dispatcher) forget(ctx context.Context, user, conn string) {
+	if err := d.Connections.Remove(ctx, user, conn); err != nil && d.Log != nil {
+		d.Log.WarnContext(ctx, "forget gone connection", "error", err.Error())
+	}
+}
+
+// drop closes a connection a push failed on (see Disconnecter), so that
+// its client resumes from before the event it missed.
+func (d *Dispatcher) drop(ctx context.Context, user, conn string) {
+	dc, ok := d.Pusher.(Disconnecter)
+	if !ok {
+		return
+	}
+	err := dc.Disconnect(ctx, conn)
+	switch {
+	case errors.Is(err, ErrGone):
+		d.forget(ctx, user, conn)
+	case err != nil && d.Log != nil:
+		d.Log.WarnContext(ctx, "close connection after a failed push", "error", err.Error())
+	}
 }
 
 // withoutContent is the data of an event too big for one WebSocket frame:

@@ -75,3 +75,13 @@ var ErrGone = errors.New("realtime: the connection is gone")
 type Pusher interface {
 	Push(ctx context.Context, connectionID string, frame []byte) error
 }
+
+// Disconnecter closes a connection (API Gateway's DeleteConnection); a
+// Pusher may implement it, and the dispatcher then closes every connection
+// a push failed on. The client cannot tell it missed that event, and once a
+// later push moved its cursor more than Settle past it, resuming would not
+// reach back to it: closed, the client reconnects at once and resumes from
+// before it.
+type Disconnecter interface {
+	Disconnect(ctx context.Context, connectionID string) error
+}
