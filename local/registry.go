@@ -47,7 +47,14 @@ func (d deps) rates() chat.RateLimits {
 }
 
 func (d deps) identityAPI() (*identityapi.API, error) {
-	return identityapi.New(d.store, d.resourceID, [][]byte{d.accessKey}, d.signingSecret)
+	api, err := identityapi.New(d.store, d.resourceID, [][]byte{d.accessKey}, d.signingSecret)
+	if err != nil {
+		return nil, err
+	}
+	if closer, ok := d.pusher.(realtime.Disconnecter); ok {
+		api.Identity.Connections = realtime.ConnectionCloser{Connections: d.rt, Closer: closer}
+	}
+	return api, nil
 }
 
 // handlers builds every function's handler exactly as its

@@ -8,6 +8,8 @@ import (
 
 	"github.com/threadline/threadline/shared/apigw"
 	"github.com/threadline/threadline/shared/lambdaenv"
+	"github.com/threadline/threadline/shared/push"
+	"github.com/threadline/threadline/shared/realtime"
 	"github.com/threadline/threadline/shared/secrets"
 )
 
@@ -15,5 +17,7 @@ func main() {
 	ctx := context.Background()
 	cfg := lambdaenv.AWS(ctx)
 	api := secrets.IdentityAPI(ctx, cfg, lambdaenv.Store(cfg), lambdaenv.Require("RESOURCE_ID"))
+	// Open WebSockets were authorized once, at the handshake: close them.
+	api.Identity.Connections = realtime.ConnectionCloser{Connections: lambdaenv.Realtime(cfg), Closer: push.New(cfg, lambdaenv.Require("WS_ENDPOINT"))}
 	lambda.Start(apigw.HTTP("DeleteIdentity", lambdaenv.Logger("delete-identity"), api.DeleteIdentity))
 }

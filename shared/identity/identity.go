@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -58,9 +59,32 @@ type Service struct {
 	Signer     *token.Signer
 	ResourceID string
 	Now        func() time.Time
+	// Connections closes the user's open WebSocket connections when its
+	// tokens are revoked or it is deleted: a connection's token is checked
+	// once, at the handshake, so it would otherwise outlive the revocation
+	// by up to API Gateway's 2 hours. Nil: no real-time API to close.
+	Connections ConnectionCloser
 
 	publishMu sync.Mutex
 	published bool
+}
+
+// ConnectionCloser closes every open real-time connection of a user.
+type ConnectionCloser interface {
+	CloseUser(ctx context.Context, userID string) error
+}
+
+// closeConnections ends the user's live connections after a revocation; a
+// failure fails the call (500), and the caller's retry, which repeats the
+// revocation harmlessly, closes them.
+func (s *Service) closeConnections(ctx context.Context, userID string) error {
+	if s.Connections == nil {
+		return nil
+	}
+	if err := s.Connections.CloseUser(ctx, userID); err != nil {
+		return fmt.Errorf("close the connections of %s: %w", userID, err)
+	}
+	return nil
 }
 
 func (s *Service) now() time.Time {
@@ -126,7 +150,7 @@ func (s *Service) RevokeTokens(ctx context.Context, userID string) error {
 	} else if err != nil {
 		return err
 	}
-	return nil
+	return s.closeConnections(ctx, userID)
 }
 
 // DeleteIdentity deletes a user and voids its tokens. Deleting a deleted user
@@ -142,10 +166,13 @@ func (s *Service) DeleteIdentity(ctx context.Context, userID string) error {
 	if id == nil {
 		return noIdentity(userID)
 	}
-	if !id.DeletedOn.IsZero() {
-		return nil
+	if id.DeletedOn.IsZero() {
+		if err := s.Store.DeleteIdentity(ctx, userID, s.now()); err != nil {
+			return err
+		}
 	}
-	return s.Store.DeleteIdentity(ctx, userID, s.now())
+	// Also on a repeated delete: the retry of a delete whose close failed.
+	return s.closeConnections(ctx, userID)
 }
 
 func (s *Service) live(ctx context.Context, userID string) (*Identity, error) {

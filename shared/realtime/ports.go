@@ -85,3 +85,31 @@ type Pusher interface {
 type Disconnecter interface {
 	Disconnect(ctx context.Context, connectionID string) error
 }
+
+// ConnectionCloser closes all of one user's live connections (identity
+// calls it when the user's tokens are revoked or the user is deleted).
+type ConnectionCloser struct {
+	Connections ConnectionStore
+	Closer      Disconnecter
+}
+
+// CloseUser closes and forgets each of the user's connections. One that is
+// already gone is forgotten; one that fails to close stays recorded, so a
+// retry finds it again.
+func (c ConnectionCloser) CloseUser(ctx context.Context, userID string) error {
+	conns, err := c.Connections.Lookup(ctx, []string{userID})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range conns[userID] {
+		if err := c.Closer.Disconnect(ctx, id); err != nil && !errors.Is(err, ErrGone) {
+			errs = append(errs, err)
+			continue
+		}
+		if err := c.Connections.Remove(ctx, userID, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
