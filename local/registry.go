@@ -14,6 +14,7 @@ import (
 	"github.com/threadline/threadline/shared/obs"
 	"github.com/threadline/threadline/shared/ratelimit"
 	"github.com/threadline/threadline/shared/realtime"
+	"github.com/threadline/threadline/shared/sanitize"
 	"github.com/threadline/threadline/shared/store"
 	"github.com/threadline/threadline/shared/wsapi"
 )
@@ -97,7 +98,9 @@ var handlers = map[string]func(d deps) (any, error){
 		return apigw.HTTP("DeleteThread", d.log("delete-thread"), chatapi.New(d.store, d.rates()).DeleteThread), nil
 	},
 	"SendMessageFunction": func(d deps) (any, error) {
-		return apigw.HTTP("SendMessage", d.log("send-message"), chatapi.New(d.store, d.rates()).SendMessage), nil
+		api := chatapi.New(d.store, d.rates())
+		api.Chat.HTML = sanitize.HTML()
+		return apigw.HTTP("SendMessage", d.log("send-message"), api.SendMessage), nil
 	},
 	"ListMessagesFunction": func(d deps) (any, error) {
 		return apigw.HTTP("ListMessages", d.log("list-messages"), chatapi.New(d.store, d.rates()).ListMessages), nil
@@ -106,7 +109,9 @@ var handlers = map[string]func(d deps) (any, error){
 		return apigw.HTTP("GetMessage", d.log("get-message"), chatapi.New(d.store, d.rates()).GetMessage), nil
 	},
 	"UpdateMessageFunction": func(d deps) (any, error) {
-		return apigw.HTTP("UpdateMessage", d.log("update-message"), chatapi.New(d.store, d.rates()).UpdateMessage), nil
+		api := chatapi.New(d.store, d.rates())
+		api.Chat.HTML = sanitize.HTML()
+		return apigw.HTTP("UpdateMessage", d.log("update-message"), api.UpdateMessage), nil
 	},
 	"DeleteMessageFunction": func(d deps) (any, error) {
 		return apigw.HTTP("DeleteMessage", d.log("delete-message"), chatapi.New(d.store, d.rates()).DeleteMessage), nil

@@ -3,8 +3,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/threadline/threadline/shared/apigw"
@@ -13,6 +11,6 @@ import (
 )
 
 func main() {
-	st := lambdaenv.Store(lambdaenv.AWS(context.Background()))
+	st := lambdaenv.Store(lambdaenv.AWS())
 	lambda.Start(apigw.Authorizer(identity.NewAuthenticator(st, st), lambdaenv.Logger("chat-authorizer")))
 }

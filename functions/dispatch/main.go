@@ -4,8 +4,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
@@ -18,7 +16,7 @@ import (
 )
 
 func main() {
-	cfg := lambdaenv.AWS(context.Background())
+	cfg := lambdaenv.AWS()
 	rt := lambdaenv.Realtime(cfg)
 	log := lambdaenv.Logger("dispatch")
 	partners := bus.Publisher{

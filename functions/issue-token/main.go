@@ -13,7 +13,7 @@ import (
 
 func main() {
 	ctx := context.Background()
-	cfg := lambdaenv.AWS(ctx)
+	cfg := lambdaenv.AWS()
 	api := secrets.IdentityAPI(ctx, cfg, lambdaenv.Store(cfg), lambdaenv.Require("RESOURCE_ID"))
 	lambda.Start(apigw.HTTP("IssueToken", lambdaenv.Logger("issue-token"), api.IssueToken))
 }

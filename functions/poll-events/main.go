@@ -3,8 +3,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/threadline/threadline/shared/apigw"
@@ -14,7 +12,7 @@ import (
 )
 
 func main() {
-	cfg := lambdaenv.AWS(context.Background())
+	cfg := lambdaenv.AWS()
 	reader := &realtime.Reader{Feed: lambdaenv.Realtime(cfg), Messages: lambdaenv.Store(cfg), Retention: lambdaenv.FeedRetention()}
 	lambda.Start(apigw.HTTP("PollEvents", lambdaenv.Logger("poll-events"), chatapi.PollEvents(reader, nil)))
 }

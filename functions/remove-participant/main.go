@@ -2,8 +2,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/threadline/threadline/shared/apigw"
@@ -12,6 +10,6 @@ import (
 )
 
 func main() {
-	api := chatapi.New(lambdaenv.Store(lambdaenv.AWS(context.Background())), lambdaenv.RateLimits())
+	api := chatapi.New(lambdaenv.Store(lambdaenv.AWS()), lambdaenv.RateLimits())
 	lambda.Start(apigw.HTTP("RemoveParticipant", lambdaenv.Logger("remove-participant"), api.RemoveParticipant))
 }

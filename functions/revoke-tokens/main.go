@@ -15,7 +15,7 @@ import (
 
 func main() {
 	ctx := context.Background()
-	cfg := lambdaenv.AWS(ctx)
+	cfg := lambdaenv.AWS()
 	api := secrets.IdentityAPI(ctx, cfg, lambdaenv.Store(cfg), lambdaenv.Require("RESOURCE_ID"))
 	// Open WebSockets were authorized once, at the handshake: close them.
 	api.Identity.Connections = realtime.ConnectionCloser{Connections: lambdaenv.Realtime(cfg), Closer: push.New(cfg, lambdaenv.Require("WS_ENDPOINT"))}

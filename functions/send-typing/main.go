@@ -4,8 +4,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/threadline/threadline/shared/apigw"
@@ -16,7 +14,7 @@ import (
 )
 
 func main() {
-	cfg := lambdaenv.AWS(context.Background())
+	cfg := lambdaenv.AWS()
 	st := lambdaenv.Store(cfg)
 	api := chatapi.New(st, lambdaenv.RateLimits())
 	api.Chat.Typing = &realtime.Typist{Roster: st, Connections: lambdaenv.Realtime(cfg), Pusher: push.New(cfg, lambdaenv.Require("WS_ENDPOINT"))}

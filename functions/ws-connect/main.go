@@ -3,8 +3,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/aws/aws-lambda-go/lambda"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
@@ -15,7 +13,7 @@ import (
 )
 
 func main() {
-	cfg := lambdaenv.AWS(context.Background())
+	cfg := lambdaenv.AWS()
 	sessions := &realtime.Sessions{Connections: lambdaenv.Realtime(cfg)}
 	replay := lambdainvoke.Async{Client: awslambda.NewFromConfig(cfg)}
 	lambda.Start(wsapi.Connect(sessions, replay, lambdaenv.Require("DEFAULT_FUNCTION"), lambdaenv.Logger("ws-connect")))

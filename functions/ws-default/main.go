@@ -3,8 +3,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/threadline/threadline/shared/lambdaenv"
@@ -14,7 +12,7 @@ import (
 )
 
 func main() {
-	cfg := lambdaenv.AWS(context.Background())
+	cfg := lambdaenv.AWS()
 	rt := lambdaenv.Realtime(cfg)
 	sessions := &realtime.Sessions{
 		Connections: rt,

@@ -2,8 +2,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/threadline/threadline/shared/lambdaenv"
@@ -12,6 +10,6 @@ import (
 )
 
 func main() {
-	sessions := &realtime.Sessions{Connections: lambdaenv.Realtime(lambdaenv.AWS(context.Background()))}
+	sessions := &realtime.Sessions{Connections: lambdaenv.Realtime(lambdaenv.AWS())}
 	lambda.Start(wsapi.Disconnect(sessions, lambdaenv.Logger("ws-disconnect")))
 }

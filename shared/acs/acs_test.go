@@ -83,6 +83,20 @@ func TestIsACSUserID(t *testing.T) {
 	}
 }
 
+// IsACSUserID is hand-written for cold-start cost; it must agree with the
+// regexp it replaced.
+func FuzzIsACSUserIDMatchesRegexp(f *testing.F) {
+	re := regexp.MustCompile(`^8:acs:[0-9a-fA-F-]{36}_[0-9A-Za-z-]{1,128}$`)
+	for _, s := range []string{me, "", "8:acs:", "8:acs:11111111-1111-1111-1111-111111111111_" + strings.Repeat("Z", 128), "8:acs:------------------------------------_-", "8:acs:11111111-1111-1111-1111-111111111111_é", me + "\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := acs.IsACSUserID(s), re.MatchString(s); got != want {
+			t.Errorf("IsACSUserID(%q) = %v; the regexp says %v", s, got, want)
+		}
+	})
+}
+
 func TestUserResource(t *testing.T) {
 	tests := map[string]string{
 		me:                        "11111111-1111-1111-1111-111111111111",

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/threadline/threadline/shared/chat"
+	"github.com/threadline/threadline/shared/sanitize"
 )
 
 // memChat is an in-memory chat.MessageStore, chat.ParticipantStore and
@@ -457,5 +458,6 @@ func newMsgEnv() *msgEnv {
 	mc := newMemChat(e.st, e.clock.Now)
 	typ := &memTyping{}
 	e.svc.Messages, e.svc.Participants, e.svc.Receipts, e.svc.Typing = mc, mc, mc, typ
+	e.svc.HTML = sanitize.HTML()
 	return &msgEnv{env: e, mc: mc, typing: typ}
 }

@@ -9,18 +9,19 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/microcosm-cc/bluemonday"
-
 	"github.com/threadline/threadline/shared/fault"
 )
 
-// htmlPolicy is the sanitizer for html messages: the user-generated-content
-// policy of bluemonday (formatting, links, images; no scripts, styles, event
-// handlers or frames). A policy is safe for concurrent use once built.
-var htmlPolicy = bluemonday.UGCPolicy()
+// Sanitizer makes html message content safe to render (shared/sanitize).
+// It is an interface so that functions which never take html content do not
+// link an HTML parser.
+type Sanitizer interface {
+	Sanitize(html string) string
+}
 
-// SanitizeHTML makes html message content safe to render.
-func SanitizeHTML(s string) string { return htmlPolicy.Sanitize(s) }
+// errNoSanitizer is a wiring mistake: a function that accepts html content
+// was built without Service.HTML. Refusing beats storing unsanitized HTML.
+var errNoSanitizer = errors.New("chat: html content but no sanitizer configured")
 
 // SendMessageInput is a send-message request.
 type SendMessageInput struct {
@@ -32,7 +33,7 @@ type SendMessageInput struct {
 	RequestHash       string
 }
 
-func checkContent(typ, content string) (string, string, error) {
+func (s *Service) checkContent(typ, content string) (string, string, error) {
 	t := strings.ToLower(typ)
 	switch t {
 	case "":
@@ -51,7 +52,10 @@ func checkContent(typ, content string) (string, string, error) {
 		return "", "", fault.Invalid("InvalidContent", "content", "content is not valid UTF-8.")
 	}
 	if t == TypeHTML {
-		content = SanitizeHTML(content)
+		if s.HTML == nil {
+			return "", "", errNoSanitizer
+		}
+		content = s.HTML.Sanitize(content)
 		if content == "" {
 			return "", "", fault.Invalid("InvalidContent", "content", "The html content is empty once sanitized (scripts, styles and event handlers are removed).")
 		}
@@ -80,7 +84,7 @@ func (s *Service) SendMessage(ctx context.Context, caller Caller, threadID strin
 	if err := caller.require(capChat); err != nil {
 		return Message{}, err
 	}
-	typ, content, err := checkContent(in.Type, in.Content)
+	typ, content, err := s.checkContent(in.Type, in.Content)
 	if err != nil {
 		return Message{}, err
 	}
@@ -292,7 +296,7 @@ func (s *Service) UpdateMessage(ctx context.Context, caller Caller, threadID, me
 		}
 		next := *m
 		if patch.Content != nil {
-			_, content, err := checkContent(m.Type, *patch.Content)
+			_, content, err := s.checkContent(m.Type, *patch.Content)
 			if err != nil {
 				return false, err
 			}

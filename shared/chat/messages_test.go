@@ -126,6 +126,33 @@ var ctx = context.Background()
 
 // ---------------------------------------------------------------- messages
 
+// A service built without a sanitizer (every function but send-message and
+// update-message) refuses html content rather than storing it unsanitized;
+// text still goes through.
+func TestHTMLWithoutSanitizerIsRefused(t *testing.T) {
+	e := newMsgEnv()
+	e.svc.HTML = nil
+	th := chatFixture(e, me, alice)
+	if _, err := e.svc.SendMessage(ctx, chatCaller, th.ID, chat.SendMessageInput{Type: "html", Content: "<b>hi</b><script>x()</script>"}); err == nil {
+		t.Fatal("html send without a sanitizer succeeded")
+	} else if fe, ok := fault.As(err); ok {
+		t.Fatalf("err = %v (%s); want an internal error", err, fe.Code)
+	}
+	setMessage(e, th.ID, 3, func(m *chat.Message) { m.Type = chat.TypeHTML })
+	if err := e.svc.UpdateMessage(ctx, chatCaller, th.ID, chat.MessageID(th.ID, 3), chat.MessagePatch{Content: ptr("<i>x</i><script>y()</script>")}); err == nil {
+		t.Fatal("html edit without a sanitizer succeeded")
+	}
+	if n := e.mc.writes(); n != 0 {
+		t.Errorf("a refused html message reached the store: %d writes", n)
+	}
+	if m, _ := e.mc.message(th.ID, 3); m.Body != "m3" {
+		t.Errorf("message 3 body = %q; want it unchanged", m.Body)
+	}
+	if _, err := e.svc.SendMessage(ctx, chatCaller, th.ID, chat.SendMessageInput{Content: "<b>plain</b>"}); err != nil {
+		t.Fatalf("text send without a sanitizer: %v", err)
+	}
+}
+
 func TestSendMessageContentChecks(t *testing.T) {
 	maxText := strings.Repeat("a", chat.MaxMessageBytes)
 	maxEmoji := strings.Repeat("😀", chat.MaxMessageBytes/4) // 4 bytes each

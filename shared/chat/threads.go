@@ -21,6 +21,7 @@ type Service struct {
 	Participants ParticipantStore
 	Receipts     ReceiptStore
 	Typing       TypingNotifier // nil: typing is validated but goes nowhere
+	HTML         Sanitizer      // nil: html content is refused
 	Rates        RateLimits     // the zero value limits nothing
 	Now          func() time.Time
 }

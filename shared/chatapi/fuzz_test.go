@@ -41,6 +41,7 @@ import (
 	"github.com/threadline/threadline/shared/chat"
 	"github.com/threadline/threadline/shared/chatapi"
 	"github.com/threadline/threadline/shared/realtime"
+	"github.com/threadline/threadline/shared/sanitize"
 )
 
 var fzNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -157,7 +158,7 @@ func newFzWorld() *fzWorld {
 
 	w := &fzWorld{st: st}
 	w.api = &chatapi.API{Chat: &chat.Service{
-		Threads: st, Users: st, Requests: st, Messages: st, Participants: st, Receipts: st, Typing: fzTyping{}, Now: clock,
+		Threads: st, Users: st, Requests: st, Messages: st, Participants: st, Receipts: st, Typing: fzTyping{}, HTML: sanitize.HTML(), Now: clock,
 	}, Now: clock}
 
 	// The long poll reads a feed whose clock moves a minute per look, so a

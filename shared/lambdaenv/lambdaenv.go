@@ -5,17 +5,18 @@
 package lambdaenv
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/threadline/threadline/shared/chat"
 	"github.com/threadline/threadline/shared/obs"
@@ -37,14 +38,49 @@ func Require(name string) string {
 // Logger is the function's JSON logger.
 func Logger(function string) *slog.Logger { return obs.NewLogger(os.Stdout, function) }
 
-// AWS loads the SDK configuration from the Lambda environment.
-func AWS(ctx context.Context) aws.Config {
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, `{"level":"ERROR","msg":"load AWS config","error":%q}`+"\n", err.Error())
-		os.Exit(1)
+// AWS is the SDK configuration for the Lambda environment: the region and
+// the execution role's credentials from the variables Lambda sets, and
+// AWS_ENDPOINT_URL when set. It is built directly, not with
+// config.LoadDefaultConfig, because that links and initializes providers
+// Lambda never uses (shared config files, SSO, STS, IMDS), a cost every cold
+// start paid. Retryer and HTTP client stay unset, as LoadDefaultConfig leaves
+// them, so each client uses the SDK's standard retryer and HTTP client.
+func AWS() aws.Config {
+	region := firstEnv("AWS_REGION", "AWS_DEFAULT_REGION")
+	if region == "" {
+		Require("AWS_REGION")
+	}
+	creds := credentials.StaticCredentialsProvider{Value: aws.Credentials{
+		AccessKeyID:     firstEnv("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"),
+		SecretAccessKey: firstEnv("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY"),
+		SessionToken:    os.Getenv("AWS_SESSION_TOKEN"),
+		AccountID:       os.Getenv("AWS_ACCOUNT_ID"),
+		Source:          "EnvConfigCredentials", // as LoadDefaultConfig names them
+	}, Source: []aws.CredentialSource{aws.CredentialSourceEnvVars}}
+	if creds.Value.AccessKeyID == "" {
+		Require("AWS_ACCESS_KEY_ID")
+	}
+	if creds.Value.SecretAccessKey == "" {
+		Require("AWS_SECRET_ACCESS_KEY")
+	}
+	cfg := aws.Config{
+		Region:      region,
+		Credentials: aws.NewCredentialsCache(creds),
+		Logger:      logging.NewStandardLogger(os.Stderr),
+	}
+	if u := os.Getenv("AWS_ENDPOINT_URL"); u != "" && !strings.EqualFold(os.Getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"), "true") {
+		cfg.BaseEndpoint = aws.String(u)
 	}
 	return cfg
+}
+
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // Store is the chat table named by TABLE_NAME.

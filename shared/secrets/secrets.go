@@ -75,16 +75,27 @@ func value(ctx context.Context, sm Getter, arn string) (string, error) {
 
 // IdentityAPI builds the identity API from the secrets named by
 // ACCESS_KEY_SECRET_ARN and SIGNING_SECRET_ARN; it exits at init if either
-// cannot be read, so no request meets a half-configured function.
+// cannot be read, so no request meets a half-configured function. The two
+// reads run concurrently: they are most of these functions' cold start.
 func IdentityAPI(ctx context.Context, cfg aws.Config, st identityapi.Storage, resourceID string) *identityapi.API {
 	sm := secretsmanager.NewFromConfig(cfg)
-	ak, err := LoadAccessKey(ctx, sm, lambdaenv.Require("ACCESS_KEY_SECRET_ARN"))
+	akARN, signingARN := lambdaenv.Require("ACCESS_KEY_SECRET_ARN"), lambdaenv.Require("SIGNING_SECRET_ARN")
+	var (
+		signing    []byte
+		signingErr error
+		done       = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		signing, signingErr = LoadSigningSecret(ctx, sm, signingARN)
+	}()
+	ak, err := LoadAccessKey(ctx, sm, akARN)
+	<-done
 	if err != nil {
 		fatal(err)
 	}
-	signing, err := LoadSigningSecret(ctx, sm, lambdaenv.Require("SIGNING_SECRET_ARN"))
-	if err != nil {
-		fatal(err)
+	if signingErr != nil {
+		fatal(signingErr)
 	}
 	key, _ := ak.HMACKey()
 	api, err := identityapi.New(st, resourceID, [][]byte{key}, signing)

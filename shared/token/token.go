@@ -44,8 +44,11 @@ func (c Claims) Scopes() []string {
 
 // Signer mints tokens with one Ed25519 key.
 type Signer struct {
-	priv ed25519.PrivateKey
-	kid  string
+	// key derives the key on first use: the first Ed25519 key derivation in
+	// a process builds the curve's base-point tables (about 1 ms), which the
+	// identity functions that never mint a token (delete, revoke) need not
+	// pay at cold start.
+	key func() (ed25519.PrivateKey, string)
 }
 
 // NewSigner derives the signing key from a secret (the generated Secrets
@@ -57,8 +60,10 @@ func NewSigner(secret []byte) (*Signer, error) {
 		return nil, errors.New("token: the signing secret must be at least 16 bytes")
 	}
 	seed := sha256.Sum256(append([]byte("threadline-token-signing-v1\x00"), secret...))
-	priv := ed25519.NewKeyFromSeed(seed[:])
-	return &Signer{priv: priv, kid: KeyID(priv.Public().(ed25519.PublicKey))}, nil
+	return &Signer{key: sync.OnceValues(func() (ed25519.PrivateKey, string) {
+		priv := ed25519.NewKeyFromSeed(seed[:])
+		return priv, KeyID(priv.Public().(ed25519.PublicKey))
+	})}, nil
 }
 
 // maxKeyID bounds a token's kid header before it is looked up: KeyID makes
@@ -73,10 +78,16 @@ func KeyID(pub ed25519.PublicKey) string {
 }
 
 // KeyID is the id of the signer's key, carried in every token's kid header.
-func (s *Signer) KeyID() string { return s.kid }
+func (s *Signer) KeyID() string {
+	_, kid := s.key()
+	return kid
+}
 
 // PublicKey is the key verifiers need.
-func (s *Signer) PublicKey() ed25519.PublicKey { return s.priv.Public().(ed25519.PublicKey) }
+func (s *Signer) PublicKey() ed25519.PublicKey {
+	priv, _ := s.key()
+	return priv.Public().(ed25519.PublicKey)
+}
 
 // Issue mints a token for userID.
 func (s *Signer) Issue(userID, resourceID string, scopes []string, gen int64, now time.Time, ttl time.Duration) (string, time.Time, error) {
@@ -95,8 +106,9 @@ func (s *Signer) Issue(userID, resourceID string, scopes []string, gen int64, no
 		Gen:        gen,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
-	t.Header["kid"] = s.kid
-	signed, err := t.SignedString(s.priv)
+	priv, kid := s.key()
+	t.Header["kid"] = kid
+	signed, err := t.SignedString(priv)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign token: %w", err)
 	}
