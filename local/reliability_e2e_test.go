@@ -761,6 +761,47 @@ func TestFaultPushGoneRemovesTheConnection(t *testing.T) {
 // post (the SDK's default, 3: it retries 5xx and throttling itself).
 const pushAttempts = 3
 
+// failingPushes is a PushFault: the first push (each of its attempts) of
+// every event whose message holds marker fails with a 500; pushed again
+// later (a resume), the event goes through.
+type failingPushes struct {
+	marker string
+	mu     sync.Mutex
+	failed map[string]int // posts failed, by event id
+}
+
+func newFailingPushes(marker string) *failingPushes {
+	return &failingPushes{marker: marker, failed: map[string]int{}}
+}
+
+func (p *failingPushes) fault(_ string, data []byte) int {
+	var f struct {
+		ID   string
+		Data struct{ Message string }
+	}
+	if json.Unmarshal(data, &f) != nil || !strings.Contains(f.Data.Message, p.marker) {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failed[f.ID] == pushAttempts {
+		return 0
+	}
+	p.failed[f.ID]++
+	return http.StatusInternalServerError
+}
+
+// count is how many pushes failed after the SDK's retries.
+func (p *failingPushes) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.failed {
+		n += c / pushAttempts
+	}
+	return n
+}
+
 // TestFaultPushFailureLosesNothing: PostToConnection fails with a 500 for
 // some events (the connection itself is fine). They are in the feed, and
 // the client gets them when it resumes — even when later events did reach
@@ -768,35 +809,9 @@ const pushAttempts = 3
 // the missed ones by more than a resume reaches back.
 func TestFaultPushFailureLosesNothing(t *testing.T) {
 	logs := &lockedBuffer{}
-	var mu sync.Mutex
-	failed := map[string]int{} // posts failed, by event id
-	s := startStack(t, withLogs(logs), func(c *Config) {
-		c.PushFault = func(_ string, data []byte) int {
-			var f struct {
-				ID   string
-				Data struct{ Message string }
-			}
-			if json.Unmarshal(data, &f) != nil || !strings.Contains(f.Data.Message, "[push fails]") {
-				return 0
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if failed[f.ID] == pushAttempts {
-				return 0 // pushed again later (a resume): it goes through
-			}
-			failed[f.ID]++
-			return http.StatusInternalServerError
-		}
-	})
-	failures := func() int { // pushes that failed after the SDK's retries
-		mu.Lock()
-		defer mu.Unlock()
-		n := 0
-		for _, c := range failed {
-			n += c / pushAttempts
-		}
-		return n
-	}
+	pushes := newFailingPushes("[push fails]")
+	s := startStack(t, withLogs(logs), func(c *Config) { c.PushFault = pushes.fault })
+	failures := pushes.count
 	alice, bob := s.user(t), s.user(t)
 	thread := s.createThread(t, alice.Token, "push failures", bob).ChatThread.ID
 	bl := s.listen(t, bob)
@@ -836,6 +851,39 @@ func TestFaultPushFailureLosesNothing(t *testing.T) {
 	totals := requireFaultMetrics(t, logs)
 	t.Logf("%d pushes failed; bob reconnected %d times, %d duplicates dropped;%s", failures(), bl.closes.Load(), bl.client.Duplicates(),
 		fmtTotals(totals, obs.PushesFailed, obs.PushesDelivered))
+}
+
+// TestFaultReplayPushFailureLosesNothing: pushes of a replay fail. The
+// events were sent while the client was offline, so the replay makes their
+// first pushes, and a resume frame's replay can fail as well as the one the
+// connect URL asks for. The server closes the connection, as for a failed
+// live push, and the client resumes again from its cursor. Left open, the
+// connection never finished the replay: the client waited for "resumed",
+// asked once more and then missed every event after the second failure.
+func TestFaultReplayPushFailureLosesNothing(t *testing.T) {
+	pushes := newFailingPushes("[push fails]")
+	s := startStack(t, func(c *Config) { c.PushFault = pushes.fault })
+	alice, bob := s.user(t), s.user(t)
+	thread := s.createThread(t, alice.Token, "replay push failures", bob).ChatThread.ID
+	_, cursor, r := s.poll(t, bob.Token, "", 0)
+	if r.Status != http.StatusOK {
+		t.Fatalf("long poll: %s", r)
+	}
+	var sent []string
+	for _, content := range []string{"[push fails] first", "second", "[push fails] third", "fourth"} {
+		sent = append(sent, s.send(t, alice.Token, thread, content))
+	}
+	s.waitStreams(t)
+	bl := s.listenFrom(t, bob, cursor)
+	bl.waitAll(t, "every message, the failed replay pushes included", waitTime(), sent)
+	requireExactlyOnce(t, bl, thread, sent)
+	if n := pushes.count(); n != 2 {
+		t.Errorf("%d pushes failed, want 2: the faults did not reach the replays", n)
+	}
+	if n := bl.closes.Load(); n < 2 {
+		t.Errorf("bob reconnected %d times, want at least 2 (once after each failed replay)", n)
+	}
+	t.Logf("%d replay pushes failed; bob reconnected %d times, %d duplicates dropped", pushes.count(), bl.closes.Load(), bl.client.Duplicates())
 }
 
 // TestFaultPartnerEventsRejectedUnderLoad extends

@@ -81,7 +81,7 @@ type Pusher interface {
 // a push failed on. The client cannot tell it missed that event, and once a
 // later push moved its cursor more than Settle past it, resuming would not
 // reach back to it: closed, the client reconnects at once and resumes from
-// before it.
+// before it. Sessions close a connection whose replay failed likewise.
 type Disconnecter interface {
 	Disconnect(ctx context.Context, connectionID string) error
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -103,7 +104,46 @@ func (s *Sessions) Message(ctx context.Context, userID, connectionID string, bod
 // too old or not ours. waitOpen retries while the connection is still being
 // opened: a resume asked for in the connect URL starts during $connect,
 // before API Gateway accepts pushes to the connection.
+//
+// A replay that cannot finish (a push or a read failed) closes the
+// connection when the Pusher is a Disconnecter, as a failed live push does:
+// the client never gets "resumed", so it keeps the cursor it resumed from
+// and would otherwise sit on an open connection missing the rest of the
+// replay; closed, it reconnects and resumes from that cursor again.
 func (s *Sessions) Resume(ctx context.Context, userID, connectionID, cursor string, waitOpen bool) error {
+	err := s.replay(ctx, userID, connectionID, cursor, waitOpen)
+	if err == nil || errors.Is(err, ErrGone) {
+		return err
+	}
+	return errors.Join(err, s.abandon(ctx, connectionID, waitOpen))
+}
+
+// abandon closes a connection whose replay failed (see Resume). It outlives
+// ctx by a moment: the failure may be the invocation's deadline passing.
+func (s *Sessions) abandon(ctx context.Context, connectionID string, waitOpen bool) error {
+	dc, ok := s.Pusher.(Disconnecter)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openWait+2*time.Second)
+	defer cancel()
+	disconnect := func() error { return dc.Disconnect(ctx, connectionID) }
+	var err error
+	if waitOpen {
+		// The replay may have failed before API Gateway opened the
+		// connection, which until then answers 410 to closing too: left
+		// open afterwards, it would wait for "resumed" in vain.
+		err = s.whenOpen(ctx, disconnect)
+	} else {
+		err = disconnect()
+	}
+	if err != nil && !errors.Is(err, ErrGone) {
+		return fmt.Errorf("close the connection after a failed replay: %w", err)
+	}
+	return nil
+}
+
+func (s *Sessions) replay(ctx context.Context, userID, connectionID, cursor string, waitOpen bool) error {
 	push := func(frame []byte) error { return s.Pusher.Push(ctx, connectionID, frame) }
 	if waitOpen {
 		push = func(frame []byte) error { return s.pushWhenOpen(ctx, connectionID, frame) }
@@ -126,11 +166,22 @@ func (s *Sessions) Resume(ctx context.Context, userID, connectionID, cursor stri
 	return err
 }
 
+// openWait is how long a replay asked for in the connect URL waits for API
+// Gateway to open the connection.
+const openWait = 5 * time.Second
+
 func (s *Sessions) pushWhenOpen(ctx context.Context, connectionID string, frame []byte) error {
+	return s.whenOpen(ctx, func() error { return s.Pusher.Push(ctx, connectionID, frame) })
+}
+
+// whenOpen calls call until it answers anything but ErrGone, for up to
+// openWait: until then, a connection still being opened is gone to the
+// management API.
+func (s *Sessions) whenOpen(ctx context.Context, call func() error) error {
 	delay := 50 * time.Millisecond
-	deadline := s.now().Add(5 * time.Second)
+	deadline := s.now().Add(openWait)
 	for {
-		err := s.Pusher.Push(ctx, connectionID, frame)
+		err := call()
 		if !errors.Is(err, ErrGone) || s.now().After(deadline) {
 			return err
 		}

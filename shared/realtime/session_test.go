@@ -383,3 +383,155 @@ func TestSessionsResumeWaitOpen(t *testing.T) {
 		}
 	})
 }
+
+// closingPusher is a fakePusher that is also a Disconnecter.
+type closingPusher struct {
+	*fakePusher
+	closeErr error // what Disconnect answers
+	goneFor  int   // Disconnect answers ErrGone this many times first (not open yet)
+
+	mu       sync.Mutex
+	attempts int
+	closed   []string
+}
+
+func (p *closingPusher) Disconnect(_ context.Context, connectionID string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.attempts++
+	if p.attempts <= p.goneFor {
+		return fmt.Errorf("DeleteConnection: %w", ErrGone)
+	}
+	p.closed = append(p.closed, connectionID)
+	return p.closeErr
+}
+
+// TestSessionsResumeFailureCloses: a replay that cannot finish closes the
+// connection, as a failed live push does. The client got no "resumed", so
+// its cursor is still where it resumed from; left open, the connection
+// would never bring the rest of the replay (the events after the failed
+// push were lost to it until some unrelated reconnect).
+func TestSessionsResumeFailureCloses(t *testing.T) {
+	ctx := context.Background()
+	from := encodeCursor(FeedKey{Pos: ago(time.Hour).UnixMilli()}, false)
+	errPush := errors.New("PostToConnection: 500")
+	errRead := errors.New("feed down")
+	errClose := errors.New("DeleteConnection: 500")
+	tests := []struct {
+		name       string
+		viaMessage bool // a resume frame rather than Resume itself
+		waitOpen   bool // the connect URL's replay, which starts before the connection is open
+		setup      func(r *sessionRig, p *closingPusher)
+		wantErr    []error // all of these; none: the resume succeeds
+		wantClosed bool
+		wantTries  int      // Disconnect calls
+		wantPushed []string // event ids that reached the client
+	}{
+		{
+			name:       "a push fails midway",
+			setup:      func(r *sessionRig, p *closingPusher) { p.failAfter = 2 },
+			wantErr:    []error{errTooManyPushes},
+			wantClosed: true, wantTries: 1,
+			wantPushed: []string{"e_1", "e_2"},
+		},
+		{
+			name:       "a push fails midway, resume frame",
+			viaMessage: true,
+			setup:      func(r *sessionRig, p *closingPusher) { p.failAfter = 1 },
+			wantErr:    []error{errTooManyPushes},
+			wantClosed: true, wantTries: 1,
+			wantPushed: []string{"e_1"},
+		},
+		{
+			name:       "a push fails midway, connect URL",
+			waitOpen:   true,
+			setup:      func(r *sessionRig, p *closingPusher) { p.failAfter = 2 },
+			wantErr:    []error{errTooManyPushes},
+			wantClosed: true, wantTries: 1,
+			wantPushed: []string{"e_1", "e_2"},
+		},
+		{
+			name:       "the first push fails",
+			setup:      func(r *sessionRig, p *closingPusher) { p.fail["c1"] = errPush },
+			wantErr:    []error{errPush},
+			wantClosed: true, wantTries: 1,
+		},
+		{
+			name:       "the read fails",
+			setup:      func(r *sessionRig, p *closingPusher) { r.feed.readErr = errRead },
+			wantErr:    []error{errRead},
+			wantClosed: true, wantTries: 1,
+		},
+		{
+			// The replay the connect URL asks for reads before the
+			// connection is open: closing waits for it to open.
+			name:       "the read fails before the connection is open",
+			waitOpen:   true,
+			setup:      func(r *sessionRig, p *closingPusher) { r.feed.readErr, p.goneFor = errRead, 2 },
+			wantErr:    []error{errRead},
+			wantClosed: true, wantTries: 3,
+		},
+		{
+			name:      "the connection is already gone when closed",
+			setup:     func(r *sessionRig, p *closingPusher) { p.failAfter, p.goneFor = 1, 1 },
+			wantErr:   []error{errTooManyPushes},
+			wantTries: 1, wantPushed: []string{"e_1"},
+		},
+		{
+			name:       "closing fails too",
+			setup:      func(r *sessionRig, p *closingPusher) { p.failAfter, p.closeErr = 1, errClose },
+			wantErr:    []error{errTooManyPushes, errClose},
+			wantClosed: true, wantTries: 1,
+			wantPushed: []string{"e_1"},
+		},
+		{
+			name:    "the connection is gone: nothing to close",
+			setup:   func(r *sessionRig, p *closingPusher) { p.gone["c1"] = true },
+			wantErr: []error{ErrGone},
+		},
+		{
+			name:       "a replay that finishes leaves the connection open",
+			setup:      func(r *sessionRig, p *closingPusher) {},
+			wantPushed: []string{"e_1", "e_2", "e_3"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newSessionRig(readNow)
+			r.feed.add(
+				dataEntry(uBob, ago(30*time.Minute), "e_1"),
+				dataEntry(uBob, ago(20*time.Minute), "e_2"),
+				dataEntry(uBob, ago(10*time.Minute), "e_3"),
+			)
+			p := &closingPusher{fakePusher: r.pusher}
+			r.s.Pusher = p
+			tc.setup(r, p)
+			var err error
+			if tc.viaMessage {
+				err = r.s.Message(ctx, uBob, "c1", []byte(`{"action":"resume","cursor":"`+from+`"}`))
+			} else {
+				err = r.s.Resume(ctx, uBob, "c1", from, tc.waitOpen)
+			}
+			if len(tc.wantErr) == 0 && err != nil {
+				t.Fatalf("Resume = %v", err)
+			}
+			for _, want := range tc.wantErr {
+				if !errors.Is(err, want) {
+					t.Errorf("Resume = %v, want %v in it", err, want)
+				}
+			}
+			if closed := len(p.closed) > 0; closed != tc.wantClosed || p.attempts != tc.wantTries {
+				t.Errorf("closed %v in %d tries, want closed %v in %d", p.closed, p.attempts, tc.wantClosed, tc.wantTries)
+			}
+			var pushed []string
+			for _, f := range r.pusher.got("c1") {
+				if id := decodeFrame(t, f).ID; id != "" {
+					pushed = append(pushed, id)
+				}
+			}
+			if !slices.Equal(pushed, tc.wantPushed) {
+				t.Errorf("pushed %v, want %v", pushed, tc.wantPushed)
+			}
+		})
+	}
+}
