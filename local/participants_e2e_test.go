@@ -26,15 +26,15 @@ func (s *testStack) users(t *testing.T, n int, scopes ...string) []acsclient.Use
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	errs := make(chan error, n)
+	if len(scopes) == 0 {
+		scopes = []string{"chat"}
+	}
 	for i := range out {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if len(scopes) == 0 {
-				scopes = []string{"chat"}
-			}
 			u, err := s.ids.CreateUser(context.Background(), scopes...)
 			if err != nil {
 				errs <- err

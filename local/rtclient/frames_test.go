@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,62 @@ func TestFrameHandling(t *testing.T) {
 	again := s.next(t)
 	if again.query.Get("cursor") != "c3" {
 		t.Errorf("reconnected with cursor %q, want c3", again.query.Get("cursor"))
+	}
+}
+
+// TestUnansweredResumeReconnects: when neither the connect's replay nor the
+// client's own resume frame gets an answer (the frame was lost, say), the
+// client reconnects with the same cursor instead of waiting forever; a
+// replay that is arriving, frame by frame, is given more time.
+func TestUnansweredResumeReconnects(t *testing.T) {
+	tests := []struct {
+		name          string
+		replaying     bool // the server keeps sending replay frames, without "resumed"
+		wantReconnect bool
+	}{
+		{"silence after asking", false, true},
+		{"a replay still arriving", true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newScripted(t)
+			const wait = 150 * time.Millisecond
+			runClient(t, rtclient.Config{
+				WebSocketURL: s.URL(), HTTPClient: s.srv.Client(),
+				Token:  func(context.Context) (string, error) { return "tok", nil },
+				Cursor: "c0", PingEvery: time.Hour, ResumeWait: wait,
+				Backoff: fixedBackoff, Log: testLogger(t),
+			})
+			conn := s.next(t)
+			conn.expect(t, `{"action":"resume","cursor":"c0"}`)
+			stop := make(chan struct{})
+			if tc.replaying {
+				go func() {
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						case <-time.After(wait / 3):
+							_ = conn.ws.Write(context.Background(), websocket.MessageText,
+								[]byte(event("r"+strconv.Itoa(i), "c"+strconv.Itoa(i+1), "chatMessageReceived")))
+						}
+					}
+				}()
+			}
+			defer close(stop)
+			select {
+			case again := <-s.conns:
+				if !tc.wantReconnect {
+					t.Fatal("the client reconnected while a replay was arriving")
+				}
+				if again.query.Get("cursor") != "c0" {
+					t.Errorf("reconnected with cursor %q, want c0", again.query.Get("cursor"))
+				}
+			case <-time.After(6 * wait):
+				if tc.wantReconnect {
+					t.Fatal("the client kept waiting for an unanswered resume")
+				}
+			}
+		})
 	}
 }

@@ -103,7 +103,10 @@ func (c *Client) serve(ctx context.Context, wc *wsConn) (established bool, err e
 // closes the connection when a whole period passed without any frame after
 // a ping (a half-open TCP connection never reports an error; a pong waiting
 // behind a slow reader does not count as missing), and asks for the resume
-// itself when the server's own replay did not answer in time.
+// itself when the server's own replay did not answer in time. When even
+// that asking gets neither "resumed" nor any frame for another ResumeWait
+// (the resume frame was lost, say $default was throttled), it reconnects:
+// a fresh connect replays from the same cursor.
 func (c *Client) keepAlive(ctx context.Context, conn *websocket.Conn, cursor string, pending *atomic.Bool, lastFrame *atomic.Int64, busy *atomic.Bool) {
 	ping := time.NewTicker(c.cfg.PingEvery)
 	defer ping.Stop()
@@ -113,6 +116,7 @@ func (c *Client) keepAlive(ctx context.Context, conn *websocket.Conn, cursor str
 		defer t.Stop()
 		resume = t.C
 	}
+	var asked int64 // when the resume frame was sent (UnixNano); 0: not yet
 	var lastPing int64
 	write := func(v any) bool {
 		b, _ := json.Marshal(v)
@@ -132,11 +136,22 @@ func (c *Client) keepAlive(ctx context.Context, conn *websocket.Conn, cursor str
 		case <-ctx.Done():
 			return
 		case <-resume:
-			if pending.Load() {
+			switch {
+			case !pending.Load():
+			case asked == 0:
 				c.log.Info("rtclient: no \"resumed\" yet; asking to resume")
 				if !write(map[string]string{"action": "resume", "cursor": cursor}) {
 					return
 				}
+				asked = time.Now().UnixNano()
+				resume = time.After(c.cfg.ResumeWait)
+			case lastFrame.Load() < asked && !busy.Load():
+				c.log.Warn("rtclient: the resume went unanswered; reconnecting")
+				conn.CloseNow()
+				return
+			default: // a replay is arriving: give it another period
+				asked = time.Now().UnixNano()
+				resume = time.After(c.cfg.ResumeWait)
 			}
 		case now := <-ping.C:
 			if lastPing != 0 && lastFrame.Load() < lastPing && !busy.Load() {
