@@ -1,10 +1,12 @@
 package realtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -101,20 +103,61 @@ func (d *Dispatcher) dispatchThread(ctx context.Context, changes []chat.Change, 
 	if err != nil {
 		return idx[0], fmt.Errorf("roster of %s: %w", threadID, err)
 	}
-	for _, i := range idx {
+	work := bySequence(changes, idx, t, roster)
+	for k, i := range work {
 		ch := changes[i]
 		for _, o := range occurrences(ch, t, roster) {
 			if err := d.deliver(ctx, o); err != nil {
-				return i, err
+				return slices.Min(work[k:]), err
 			}
 		}
 		if d.Partners != nil {
 			if err := d.Partners.Publish(ctx, partner.Events(ch, roster, d.UserLevelEvents)); err != nil {
-				return i, fmt.Errorf("partner events of %s: %w", threadID, err)
+				return slices.Min(work[k:]), fmt.Errorf("partner events of %s: %w", threadID, err)
 			}
 		}
 	}
 	return len(changes), nil
+}
+
+// bySequence is the order to deliver one thread's changes in: the stream's,
+// except that new messages are put in sequenceId order among themselves
+// within each run of them. Concurrent senders take their sequence ids first
+// and commit their messages after, so the stream can hold message 6 before
+// message 5; delivered as they come, clients would see them swapped. A
+// change that emits something else (an edit, a roster or property change)
+// ends a run, so it never moves past a message it followed or preceded.
+// Changes that emit nothing (the sequence counter's own update) do not.
+// (A failure reports the lowest index not yet delivered, so the partial
+// batch response still covers only delivered changes.)
+func bySequence(changes []chat.Change, idx []int, t *chat.Thread, roster []chat.Participant) []int {
+	out := slices.Clone(idx)
+	isNew := func(i int) bool { return changes[i].Message != nil && changes[i].OldMessage == nil }
+	neutral := func(i int) bool {
+		return len(occurrences(changes[i], t, roster)) == 0 && len(partner.Events(changes[i], roster, false)) == 0
+	}
+	for start := 0; start < len(out); {
+		end := start
+		var slots []int
+		for end < len(out) && (isNew(out[end]) || neutral(out[end])) {
+			if isNew(out[end]) {
+				slots = append(slots, end)
+			}
+			end++
+		}
+		if len(slots) > 1 {
+			run := make([]int, len(slots))
+			for k, at := range slots {
+				run[k] = out[at]
+			}
+			slices.SortStableFunc(run, func(a, b int) int { return cmp.Compare(changes[a].Message.Seq, changes[b].Message.Seq) })
+			for k, at := range slots {
+				out[at] = run[k]
+			}
+		}
+		start = max(end, start+1)
+	}
+	return out
 }
 
 // deliver appends one event to its recipients' feeds, then pushes it. The

@@ -544,3 +544,80 @@ func TestDispatchNoRecipients(t *testing.T) {
 		t.Errorf("looked up connections for no recipients")
 	}
 }
+
+// TestDispatchOrdersNewMessagesBySequence: concurrent senders commit their
+// messages out of sequenceId order; within a run of new messages the
+// dispatcher delivers them in sequenceId order, never moving one past an
+// edit or property change, and a failure reports the lowest index not yet
+// delivered.
+func TestDispatchOrdersNewMessagesBySequence(t *testing.T) {
+	msg := func(seq int64) chat.Message {
+		m := text5()
+		m.Seq = seq
+		return m
+	}
+	edited := func(seq int64) chat.Change {
+		old, m := msg(seq), msg(seq)
+		m.Body = "edited"
+		m.EditedOn = occT0.Add(31 * time.Minute)
+		m.Version = m.EditedOn.UnixMilli()
+		return msgChange(m, &old)
+	}
+	th := occThreadState()
+	counter := th
+	counter.Seq++ // the sequence counter's own update emits nothing
+	tests := []struct {
+		name    string
+		changes []chat.Change
+		want    []int // delivery order, by index into changes
+	}{
+		{"in order already", []chat.Change{msgChange(msg(5), nil), msgChange(msg(6), nil)}, []int{0, 1}},
+		{"swapped", []chat.Change{msgChange(msg(6), nil), msgChange(msg(5), nil)}, []int{1, 0}},
+		{"three, reversed, a counter update between",
+			[]chat.Change{msgChange(msg(7), nil), {ThreadID: occThread, Thread: &counter, OldThread: &th}, msgChange(msg(6), nil), msgChange(msg(5), nil)},
+			[]int{3, 1, 2, 0}},
+		{"an edit ends the run",
+			[]chat.Change{msgChange(msg(6), nil), edited(6), msgChange(msg(5), nil)},
+			[]int{0, 1, 2}},
+		{"runs on both sides of an edit",
+			[]chat.Change{msgChange(msg(6), nil), msgChange(msg(5), nil), edited(5), msgChange(msg(8), nil), msgChange(msg(7), nil)},
+			[]int{1, 0, 2, 4, 3}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newDispatchRig(occT0.Add(30 * time.Minute))
+			r.connect(uBob, "b1")
+			r.dispatch(t, tc.changes...)
+			var got []string
+			for _, f := range r.pusher.got("b1") {
+				got = append(got, decodeFrame(t, f).ID)
+			}
+			var want []string
+			for _, i := range tc.want {
+				if os := occurrences(tc.changes[i], &th, occRoster()); len(os) > 0 {
+					want = append(want, os[0].ID)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("pushed %v, want %v", got, want)
+			}
+		})
+	}
+
+	t.Run("a failure reports the lowest undelivered index", func(t *testing.T) {
+		changes := []chat.Change{msgChange(msg(6), nil), msgChange(msg(5), nil)}
+		r := newDispatchRig(occT0.Add(30 * time.Minute))
+		failing := occurrenceOf(t, changes[0]).ID // seq 6: delivered second, after 5 (index 1)
+		boom := errors.New("boom")
+		r.feed.hook = func(_ int, es []FeedEntry) error {
+			if es[0].EventID == failing {
+				return boom
+			}
+			return nil
+		}
+		n, err := r.d.Dispatch(context.Background(), changes)
+		if n != 0 || !errors.Is(err, boom) {
+			t.Fatalf("Dispatch = %d, %v; want 0 (index 0 undelivered), boom", n, err)
+		}
+	})
+}
