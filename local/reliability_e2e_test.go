@@ -397,7 +397,11 @@ func (k *serialKiller) Invoke(ctx context.Context, fn string, payload []byte) ([
 		return k.Invoker.Invoke(ctx, fn, payload)
 	}
 	budget := new(atomic.Int64)
-	budget.Store(2 + 4*n) // each kill at another point of its batch
+	// Each kill at another point of its batch: a batch of three threads
+	// reads three rosters, then appends its feed entries and looks up
+	// connections in a call each, so 2, 3 and 4 calls stop it among the
+	// roster reads, at the feed append and at the lookup.
+	budget.Store(1 + n)
 	_, _ = k.Invoker.Invoke(context.WithValue(ctx, budgetKey{}, budget), fn, payload)
 	return nil, errors.New("Runtime exited with error: signal: killed")
 }

@@ -64,14 +64,24 @@ func (d *Dispatcher) count(ctx context.Context, name string, n int) {
 	}
 }
 
-// Dispatch delivers a batch of changes. Each thread's changes go in order;
-// different threads' go in parallel (a batch mixes many threads, and one at
-// a time would cap throughput at a few dozen events a second). It returns
-// the index of the first change it could not deliver (len(changes) when all
-// were), so the caller reports a partial batch failure from there: every
-// change before it is in every recipient's feed. Changes after it that did
-// get through are delivered again on the retry; readers drop repeats by id.
+// Dispatch delivers a batch of changes. It reads each thread's roster (in
+// parallel), then delivers the whole batch at once, which keeps DynamoDB
+// and EventBridge calls per batch, not per event: one feed Append of every
+// event's entries, one connection Lookup for every recipient, the pushes
+// (each connection's in order, connections in parallel), then one partner
+// Publish. It returns the index of the first change it could not deliver
+// (len(changes) when all were), so the caller reports a partial batch
+// failure from there: every change before it is in every recipient's feed
+// and its partner events are published. Changes after it that did get
+// through are delivered again on the retry; readers and partners drop
+// repeats by id.
 func (d *Dispatcher) Dispatch(ctx context.Context, changes []chat.Change) (int, error) {
+	failedAt, failure := len(changes), error(nil)
+	fail := func(i int, err error) {
+		if i < failedAt {
+			failedAt, failure = i, err
+		}
+	}
 	groups := map[string][]int{}
 	var order []string
 	for i, ch := range changes {
@@ -80,44 +90,81 @@ func (d *Dispatcher) Dispatch(ctx context.Context, changes []chat.Change) (int, 
 		}
 		groups[ch.ThreadID] = append(groups[ch.ThreadID], i)
 	}
-	failedAt, failure := len(changes), error(nil)
-	var mu sync.Mutex
+	type thread struct {
+		t      *chat.Thread
+		roster []chat.Participant
+		err    error
+	}
+	threads := make([]thread, len(order))
 	parallel(len(order), 16, func(g int) {
-		idx := groups[order[g]]
-		if i, err := d.dispatchThread(ctx, changes, idx); err != nil {
-			mu.Lock()
-			if i < failedAt {
-				failedAt, failure = i, err
-			}
-			mu.Unlock()
-		}
+		t, roster, err := d.Roster.Roster(ctx, order[g])
+		threads[g] = thread{t, roster, err}
 	})
+
+	// The events in delivery order: each thread's in bySequence order (a
+	// connection gets them in this order; threads may interleave freely).
+	var events []*event
+	var delivery []int // the changes whose roster was read, in delivery order
+	rosters := make([][]chat.Participant, len(changes))
+	for g, id := range order {
+		th := threads[g]
+		if th.err != nil {
+			fail(groups[id][0], fmt.Errorf("roster of %s: %w", id, th.err))
+			continue
+		}
+		for _, i := range bySequence(changes, groups[id], th.t, th.roster) {
+			delivery = append(delivery, i)
+			rosters[i] = th.roster
+			for _, o := range occurrences(changes[i], th.t, th.roster) {
+				if len(o.Recipients) > 0 {
+					events = append(events, &event{Occurrence: o, change: i})
+				}
+			}
+		}
+	}
+
+	// A failed feed write or lookup fails every change with an event: which
+	// entries of a failed call were written is unknown, and pushing some of a
+	// thread's events but not the ones before them would break its order.
+	// The changes before the first of them emit no event, so publishing
+	// their partner events delivers them.
+	publishBelow := len(changes)
+	if len(events) > 0 {
+		if err := d.deliver(ctx, events); err != nil {
+			first := slices.MinFunc(events, func(a, b *event) int { return cmp.Compare(a.change, b.change) }).change
+			fail(first, err)
+			publishBelow = first
+		}
+	}
+	if d.Partners != nil {
+		var evs []partner.Event
+		first := len(changes)
+		for _, i := range delivery {
+			if i >= publishBelow {
+				continue
+			}
+			if es := partner.Events(changes[i], rosters[i], d.UserLevelEvents); len(es) > 0 {
+				evs = append(evs, es...)
+				first = min(first, i)
+			}
+		}
+		if len(evs) > 0 {
+			if err := d.Partners.Publish(ctx, evs); err != nil {
+				fail(first, fmt.Errorf("partner events: %w", err))
+			}
+		}
+	}
 	return failedAt, failure
 }
 
-// dispatchThread delivers one thread's changes in order, stopping at the
-// first failure.
-func (d *Dispatcher) dispatchThread(ctx context.Context, changes []chat.Change, idx []int) (int, error) {
-	threadID := changes[idx[0]].ThreadID
-	t, roster, err := d.Roster.Roster(ctx, threadID)
-	if err != nil {
-		return idx[0], fmt.Errorf("roster of %s: %w", threadID, err)
-	}
-	work := bySequence(changes, idx, t, roster)
-	for k, i := range work {
-		ch := changes[i]
-		for _, o := range occurrences(ch, t, roster) {
-			if err := d.deliver(ctx, o); err != nil {
-				return slices.Min(work[k:]), err
-			}
-		}
-		if d.Partners != nil {
-			if err := d.Partners.Publish(ctx, partner.Events(ch, roster, d.UserLevelEvents)); err != nil {
-				return slices.Min(work[k:]), fmt.Errorf("partner events of %s: %w", threadID, err)
-			}
-		}
-	}
-	return len(changes), nil
+// event is one occurrence on its way: the change it came from and its
+// place in the feed.
+type event struct {
+	Occurrence
+	change int // index in the batch
+	data   []byte
+	pos    int64
+	cursor string
 }
 
 // bySequence is the order to deliver one thread's changes in: the stream's,
@@ -160,49 +207,68 @@ func bySequence(changes []chat.Change, idx []int, t *chat.Thread, roster []chat.
 	return out
 }
 
-// deliver appends one event to its recipients' feeds, then pushes it. The
-// feed comes first: a connection registered after the lookup below resumes
-// from a feed that already holds the event.
-func (d *Dispatcher) deliver(ctx context.Context, o Occurrence) error {
-	if len(o.Recipients) == 0 {
-		return nil
-	}
-	data := marshal(o.Data)
+// deliver appends the events to their recipients' feeds, in one call,
+// then pushes them. The feed comes first: a connection registered after
+// the lookup below resumes from a feed that already holds the events.
+func (d *Dispatcher) deliver(ctx context.Context, events []*event) error {
 	now := d.now()
-	pos := o.At.UnixMilli()
-	if now.Sub(o.At) > fresh || o.At.IsZero() {
-		pos = now.UnixMilli() // late (a retry, a backlog): position it now, so no reader has passed it
+	for _, e := range events {
+		e.data = marshal(e.Data)
+		e.pos = e.At.UnixMilli()
+		if now.Sub(e.At) > fresh || e.At.IsZero() {
+			e.pos = now.UnixMilli() // late (a retry, a backlog): position it now, so no reader has passed it
+		}
 	}
-	if err := d.append(ctx, o, data, pos); err != nil {
+	if err := d.append(ctx, events); err != nil {
 		return err
 	}
-	if late := d.now().UnixMilli() - pos; late > int64(Settle/2/time.Millisecond) {
-		// The write took long enough that a reader may already have passed
-		// its position: write it again, later. Readers dedupe by id.
-		pos = d.now().UnixMilli()
-		if err := d.append(ctx, o, data, pos); err != nil {
+	// The write took long enough that a reader may already have passed
+	// these positions: write those events again, later. Readers dedupe by id.
+	var late []*event
+	after := d.now().UnixMilli()
+	for _, e := range events {
+		if after-e.pos > int64(Settle/2/time.Millisecond) {
+			late = append(late, e)
+		}
+	}
+	if len(late) > 0 {
+		pos := d.now().UnixMilli()
+		for _, e := range late {
+			e.pos = pos
+		}
+		if err := d.append(ctx, late); err != nil {
 			return err
 		}
 	}
-	d.count(ctx, "FeedWrites", len(o.Recipients))
-	d.count(ctx, "FanoutRecipients", len(o.Recipients))
-	return d.push(ctx, o, data, pos)
+	recipients := 0
+	for _, e := range events {
+		recipients += len(e.Recipients)
+		e.cursor = encodeCursor(FeedKey{Pos: e.pos, EventID: e.ID}, true)
+	}
+	d.count(ctx, "FeedWrites", recipients)
+	d.count(ctx, "FanoutRecipients", recipients)
+	return d.push(ctx, events)
 }
 
-func (d *Dispatcher) append(ctx context.Context, o Occurrence, data []byte, pos int64) error {
-	entries := make([]FeedEntry, 0, len(o.Recipients))
-	exp := time.UnixMilli(pos).Add(d.Retention)
-	for _, u := range o.Recipients {
-		e := FeedEntry{UserID: u, Pos: pos, EventID: o.ID, Type: o.Type, ThreadID: o.ThreadID, At: o.At, Expires: exp}
-		if o.Seq > 0 && isMessageEvent(o.Type) {
-			e.Seq = o.Seq
-		} else {
-			e.Data = data
+func (d *Dispatcher) append(ctx context.Context, events []*event) error {
+	var entries []FeedEntry
+	for _, o := range events {
+		exp := time.UnixMilli(o.pos).Add(d.Retention)
+		for _, u := range o.Recipients {
+			e := FeedEntry{UserID: u, Pos: o.pos, EventID: o.ID, Type: o.Type, ThreadID: o.ThreadID, At: o.At, Expires: exp}
+			if o.Seq > 0 && isMessageEvent(o.Type) {
+				e.Seq = o.Seq
+			} else {
+				e.Data = o.data
+			}
+			entries = append(entries, e)
 		}
-		entries = append(entries, e)
 	}
 	if err := d.Feed.Append(ctx, entries); err != nil {
-		return fmt.Errorf("feed append for %s: %w", o.ID, err)
+		if len(events) == 1 {
+			return fmt.Errorf("feed append for %s: %w", events[0].ID, err)
+		}
+		return fmt.Errorf("feed append for %d events from %s: %w", len(events), events[0].ID, err)
 	}
 	return nil
 }
@@ -211,51 +277,72 @@ func isMessageEvent(t string) bool {
 	return t == TypeMessageReceived || t == TypeMessageEdited || t == TypeMessageDeleted
 }
 
-// push sends the event to every live connection of every recipient. Push
-// failures lose nothing (the event is in the feed): a connection a push
-// failed on is closed, so its client resumes; one that is gone is
-// forgotten.
-func (d *Dispatcher) push(ctx context.Context, o Occurrence, data []byte, pos int64) error {
-	conns, err := d.Connections.Lookup(ctx, o.Recipients)
-	if err != nil {
-		return fmt.Errorf("connections for %s: %w", o.ID, err)
+// push sends the events to every live connection of their recipients:
+// each connection its events in order, different connections in parallel.
+// Push failures lose nothing (the events are in the feed): a connection a
+// push failed on is closed, so its client resumes; one that is gone is
+// forgotten. Either way it gets none of the batch's later events.
+func (d *Dispatcher) push(ctx context.Context, events []*event) error {
+	var users []string
+	seen := map[string]bool{}
+	for _, e := range events {
+		for _, u := range e.Recipients {
+			if !seen[u] {
+				seen[u] = true
+				users = append(users, u)
+			}
+		}
 	}
-	cursor := encodeCursor(FeedKey{Pos: pos, EventID: o.ID}, true)
-	type job struct{ user, conn string }
-	var jobs []job
-	for _, u := range o.Recipients {
-		for _, c := range conns[u] {
-			jobs = append(jobs, job{u, c})
+	conns, err := d.Connections.Lookup(ctx, users)
+	if err != nil {
+		return fmt.Errorf("connections for %d events from %s: %w", len(events), events[0].ID, err)
+	}
+	type target struct{ user, conn string }
+	var targets []target
+	queue := map[target][]*event{}
+	for _, e := range events {
+		for _, u := range e.Recipients {
+			for _, c := range conns[u] {
+				t := target{u, c}
+				if _, ok := queue[t]; !ok {
+					targets = append(targets, t)
+				}
+				queue[t] = append(queue[t], e)
+			}
 		}
 	}
 	var delivered, gone, failed int
 	var mu sync.Mutex
-	parallel(len(jobs), d.Concurrency, func(i int) {
-		j := jobs[i]
-		frame := render(o.ID, cursor, o.Type, o.ThreadID, o.At, data, j.user)
-		if len(frame) > MaxPushFrame {
-			frame = render(o.ID, cursor, o.Type, o.ThreadID, o.At, withoutContent(o.Data), j.user)
-		}
-		err := d.Pusher.Push(ctx, j.conn, frame)
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrGone):
-			d.forget(ctx, j.user, j.conn)
-		default:
-			if d.Log != nil {
-				d.Log.WarnContext(ctx, "push failed", "event", o.ID, "error", err.Error())
+	parallel(len(targets), d.Concurrency, func(k int) {
+		t := targets[k]
+		for _, e := range queue[t] {
+			frame := render(e.ID, e.cursor, e.Type, e.ThreadID, e.At, e.data, t.user)
+			if len(frame) > MaxPushFrame {
+				frame = render(e.ID, e.cursor, e.Type, e.ThreadID, e.At, withoutContent(e.Data), t.user)
 			}
-			d.drop(ctx, j.user, j.conn)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err == nil:
-			delivered++
-		case errors.Is(err, ErrGone):
-			gone++
-		default:
-			failed++
+			err := d.Pusher.Push(ctx, t.conn, frame)
+			mu.Lock()
+			switch {
+			case err == nil:
+				delivered++
+			case errors.Is(err, ErrGone):
+				gone++
+			default:
+				failed++
+			}
+			mu.Unlock()
+			switch {
+			case err == nil:
+				continue
+			case errors.Is(err, ErrGone):
+				d.forget(ctx, t.user, t.conn)
+			default:
+				if d.Log != nil {
+					d.Log.WarnContext(ctx, "push failed", "event", e.ID, "error", err.Error())
+				}
+				d.drop(ctx, t.user, t.conn)
+			}
+			return
 		}
 	})
 	d.count(ctx, "PushesDelivered", delivered)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/threadline/threadline/shared/chat"
+	"github.com/threadline/threadline/shared/partner"
 )
 
 const testRetention = 24 * time.Hour
@@ -122,14 +123,20 @@ func TestDispatchFeedEntries(t *testing.T) {
 	r.dispatch(t, msgChange(m5, nil), chat.Change{ThreadID: occThread, Thread: &up, OldThread: &th})
 
 	calls := r.feed.appendCalls()
-	if len(calls) != 2 {
-		t.Fatalf("%d appends, want 2", len(calls))
+	if len(calls) != 1 {
+		t.Fatalf("%d appends, want 1 for the batch", len(calls))
 	}
 	msg, upd := occurrenceOf(t, msgChange(m5, nil)), occurrenceOf(t, chat.Change{ThreadID: occThread, Thread: &up, OldThread: &th})
+	if n := len(calls[0]); n != len(msg.Recipients)+len(upd.Recipients) {
+		t.Errorf("the append has %d entries, want %d", n, len(msg.Recipients)+len(upd.Recipients))
+	}
 	pos := m5.CreatedOn.UnixMilli()
-	for i, want := range []Occurrence{msg, upd} {
+	for _, want := range []Occurrence{msg, upd} {
 		var users []string
-		for _, e := range calls[i] {
+		for _, e := range calls[0] {
+			if e.EventID != want.ID {
+				continue
+			}
 			users = append(users, e.UserID)
 			if e.EventID != want.ID || e.Type != want.Type || e.ThreadID != occThread || !e.At.Equal(want.At) || e.Pos != pos {
 				t.Errorf("%s entry = %+v", want.Type, e)
@@ -432,15 +439,13 @@ func TestDispatchErrors(t *testing.T) {
 	for i, ch := range changes {
 		ids[i] = occurrenceOf(t, ch).ID
 	}
-	rig := func(failing map[string]error) *dispatchRig {
+	rig := func(errs map[string]error) *dispatchRig {
 		r := newDispatchRig(occT0.Add(30 * time.Minute))
 		oth := occThreadState()
 		oth.ID = other
 		r.roster.set(&oth, occRoster()...)
 		r.connect(uBob, "b1")
-		r.feed.hook = func(_ int, es []FeedEntry) error {
-			return failing[es[0].EventID]
-		}
+		r.feed.hook = failing(errs)
 		return r
 	}
 	inFeed := func(r *dispatchRig, i int) bool {
@@ -460,14 +465,14 @@ func TestDispatchErrors(t *testing.T) {
 		return false
 	}
 
+	// The batch's entries go in one append: when it fails, which were
+	// written is unknown, so the first change with an event is reported and
+	// nothing is pushed.
 	t.Run("feed append", func(t *testing.T) {
 		r := rig(map[string]error{ids[1]: boom})
 		n, err := r.d.Dispatch(context.Background(), changes)
-		if n != 1 || !errors.Is(err, boom) {
-			t.Fatalf("Dispatch = %d, %v; want 1, boom", n, err)
-		}
-		if !inFeed(r, 0) || !pushed(r, 0) {
-			t.Errorf("change 0 not delivered")
+		if n != 0 || !errors.Is(err, boom) {
+			t.Fatalf("Dispatch = %d, %v; want 0, boom", n, err)
 		}
 		if inFeed(r, 1) || pushed(r, 1) {
 			t.Errorf("the failed change was delivered")
@@ -475,16 +480,19 @@ func TestDispatchErrors(t *testing.T) {
 		if inFeed(r, 3) || pushed(r, 3) {
 			t.Errorf("change 3 delivered after its thread's change 1 failed")
 		}
+		if got := len(r.pusher.got("b1")); got != 0 {
+			t.Errorf("pushed %d frames after a failed feed write", got)
+		}
 	})
-	t.Run("failures in two threads: the first", func(t *testing.T) {
-		for _, failing := range []map[string]error{{ids[3]: boom, ids[2]: bang}, {ids[2]: bang, ids[4]: boom}} {
-			r := rig(failing)
+	t.Run("failures in two threads", func(t *testing.T) {
+		for _, errs := range []map[string]error{{ids[3]: boom, ids[2]: bang}, {ids[2]: bang, ids[4]: boom}} {
+			r := rig(errs)
 			n, err := r.d.Dispatch(context.Background(), changes)
-			if n != 2 || !errors.Is(err, bang) {
-				t.Errorf("Dispatch = %d, %v; want 2, bang", n, err)
+			if n != 0 || (!errors.Is(err, bang) && !errors.Is(err, boom)) {
+				t.Errorf("Dispatch = %d, %v; want 0 and one of the failures", n, err)
 			}
-			if !inFeed(r, 0) || !inFeed(r, 1) {
-				t.Errorf("changes before the failure are not all in the feed")
+			if len(r.pusher.got("b1")) != 0 {
+				t.Errorf("pushed after a failed feed write")
 			}
 		}
 	})
@@ -521,8 +529,16 @@ func TestDispatchRosterOncePerThread(t *testing.T) {
 	if r.roster.calls[occThread] != 1 || r.roster.calls[other] != 1 {
 		t.Errorf("roster reads = %v, want one per thread", r.roster.calls)
 	}
-	if n := len(r.feed.appendCalls()); n != 8 {
-		t.Errorf("%d appends, want 8", n)
+	calls := r.feed.appendCalls()
+	if len(calls) != 1 {
+		t.Fatalf("%d appends, want 1 for the batch", len(calls))
+	}
+	events := map[string]bool{}
+	for _, e := range calls[0] {
+		events[e.EventID] = true
+	}
+	if len(events) != 8 {
+		t.Errorf("the append writes %d events, want 8", len(events))
 	}
 	// The next batch reads rosters afresh.
 	r.dispatch(t, changes[0])
@@ -607,17 +623,177 @@ func TestDispatchOrdersNewMessagesBySequence(t *testing.T) {
 	t.Run("a failure reports the lowest undelivered index", func(t *testing.T) {
 		changes := []chat.Change{msgChange(msg(6), nil), msgChange(msg(5), nil)}
 		r := newDispatchRig(occT0.Add(30 * time.Minute))
-		failing := occurrenceOf(t, changes[0]).ID // seq 6: delivered second, after 5 (index 1)
+		failingID := occurrenceOf(t, changes[0]).ID // seq 6: delivered second, after 5 (index 1)
 		boom := errors.New("boom")
-		r.feed.hook = func(_ int, es []FeedEntry) error {
-			if es[0].EventID == failing {
-				return boom
-			}
-			return nil
-		}
+		r.feed.hook = failing(map[string]error{failingID: boom})
 		n, err := r.d.Dispatch(context.Background(), changes)
 		if n != 0 || !errors.Is(err, boom) {
 			t.Fatalf("Dispatch = %d, %v; want 0 (index 0 undelivered), boom", n, err)
+		}
+	})
+}
+
+// batchRig serves n threads with occRoster, bob connected as b1, and two
+// new messages per thread (sequence ids swapped), the changes of the
+// threads interleaved.
+func batchRig(t *testing.T, n int) (*dispatchRig, *fakePartners, []chat.Change, []string) {
+	t.Helper()
+	r := newDispatchRig(occT0.Add(30 * time.Minute))
+	p := &fakePartners{}
+	r.d.Partners = p
+	r.connect(uBob, "b1")
+	threads := make([]string, n)
+	for k := range threads {
+		th := occThreadState()
+		th.ID = chat.NewThreadID(occT0.Add(time.Duration(k) * time.Minute))
+		threads[k] = th.ID
+		r.roster.set(&th, occRoster()...)
+	}
+	var changes []chat.Change
+	for _, seq := range []int64{6, 5} {
+		for _, id := range threads {
+			m := text5()
+			m.Seq = seq
+			changes = append(changes, chat.Change{ThreadID: id, Message: &m})
+		}
+	}
+	return r, p, changes, threads
+}
+
+// TestDispatchBatchCalls: a batch costs one feed append, one connection
+// lookup and one partner publish however many threads it spans, and each
+// thread's events still reach a connection in order.
+func TestDispatchBatchCalls(t *testing.T) {
+	const n = 10
+	r, p, changes, threads := batchRig(t, n)
+	r.dispatch(t, changes...)
+	if got := len(r.feed.appendCalls()); got != 1 {
+		t.Errorf("%d appends, want 1", got)
+	}
+	if got := len(r.conns.lookups); got != 1 {
+		t.Errorf("%d lookups, want 1", got)
+	}
+	if got := len(p.calls); got != 1 {
+		t.Fatalf("%d publishes, want 1", got)
+	}
+	for _, id := range threads {
+		if r.roster.calls[id] != 1 {
+			t.Errorf("roster of %s read %d times", id, r.roster.calls[id])
+		}
+	}
+	published := map[string]bool{}
+	for _, e := range p.calls[0] {
+		published[e.ID] = true
+	}
+	for _, ch := range changes {
+		for _, e := range partner.Events(ch, occRoster(), false) {
+			if !published[e.ID] {
+				t.Errorf("partner event %s not published", e.ID)
+			}
+		}
+	}
+	seqs := map[string][]string{}
+	for _, f := range r.pusher.got("b1") {
+		fr := decodeFrame(t, f)
+		seqs[fr.ThreadID] = append(seqs[fr.ThreadID], fr.Data["sequenceId"].(string))
+	}
+	for _, id := range threads {
+		if !slices.Equal(seqs[id], []string{"5", "6"}) {
+			t.Errorf("b1 got %s's messages %v, want [5 6]", id, seqs[id])
+		}
+	}
+	if got := r.metrics.get("FeedWrites"); got != float64(len(changes)*3) {
+		t.Errorf("FeedWrites = %v, want %d", got, len(changes)*3)
+	}
+	if got := r.metrics.get("PushesDelivered"); got != float64(len(changes)) {
+		t.Errorf("PushesDelivered = %v, want %d", got, len(changes))
+	}
+}
+
+// TestDispatchBatchFailures: a failed step of the batched delivery reports
+// the first change it may have left undelivered, and every change before
+// it is delivered.
+func TestDispatchBatchFailures(t *testing.T) {
+	boom := errors.New("boom")
+	t.Run("append", func(t *testing.T) {
+		r, p, changes, _ := batchRig(t, 3)
+		r.feed.hook = func(int, []FeedEntry) error { return boom }
+		n, err := r.d.Dispatch(context.Background(), changes)
+		if n != 0 || !errors.Is(err, boom) {
+			t.Fatalf("Dispatch = %d, %v; want 0, boom", n, err)
+		}
+		if got := r.pusher.count(); got != 0 {
+			t.Errorf("%d pushes after a failed feed write", got)
+		}
+		if len(p.calls) != 0 {
+			t.Errorf("published the events of undelivered changes: %v", p.calls)
+		}
+	})
+	t.Run("late rewrite", func(t *testing.T) {
+		r, p, changes, _ := batchRig(t, 3)
+		r.feed.hook = func(call int, _ []FeedEntry) error {
+			if call == 0 {
+				r.clock.Advance(Settle) // late: every event is written again
+				return nil
+			}
+			return boom
+		}
+		n, err := r.d.Dispatch(context.Background(), changes)
+		if n != 0 || !errors.Is(err, boom) {
+			t.Fatalf("Dispatch = %d, %v; want 0, boom", n, err)
+		}
+		if got := len(r.feed.appendCalls()); got != 2 {
+			t.Errorf("%d appends, want 2", got)
+		}
+		if got := r.pusher.count(); got != 0 {
+			t.Errorf("%d pushes at positions a reader may have passed", got)
+		}
+		if len(p.calls) != 0 {
+			t.Errorf("published the events of undelivered changes")
+		}
+	})
+	t.Run("lookup", func(t *testing.T) {
+		r, _, changes, _ := batchRig(t, 3)
+		r.conns.lookupErr = boom
+		n, err := r.d.Dispatch(context.Background(), changes)
+		if n != 0 || !errors.Is(err, boom) {
+			t.Fatalf("Dispatch = %d, %v; want 0, boom", n, err)
+		}
+	})
+	t.Run("publish", func(t *testing.T) {
+		r, p, changes, _ := batchRig(t, 3)
+		p.err = boom
+		n, err := r.d.Dispatch(context.Background(), changes)
+		if n != 0 || !errors.Is(err, boom) {
+			t.Fatalf("Dispatch = %d, %v; want 0, boom", n, err)
+		}
+		if got := r.pusher.count(); got != len(changes) {
+			t.Errorf("%d pushes, want %d: the events are in the feed", got, len(changes))
+		}
+	})
+	t.Run("roster", func(t *testing.T) {
+		// Changes before the failed thread's first are fully delivered;
+		// the other threads' too, though they come again on the retry.
+		r, p, changes, threads := batchRig(t, 3)
+		r.roster.errs[threads[1]] = boom
+		n, err := r.d.Dispatch(context.Background(), changes)
+		if n != 1 || !errors.Is(err, boom) {
+			t.Fatalf("Dispatch = %d, %v; want 1, boom", n, err)
+		}
+		if len(p.calls) != 1 || len(p.calls[0]) == 0 {
+			t.Fatalf("publishes = %v", p.calls)
+		}
+		first := partner.Events(changes[0], occRoster(), false)
+		if len(first) == 0 || !slices.ContainsFunc(p.calls[0], func(e partner.Event) bool { return e.ID == first[0].ID }) {
+			t.Errorf("change 0's partner events not published")
+		}
+		for _, f := range r.pusher.got("b1") {
+			if decodeFrame(t, f).ThreadID == threads[1] {
+				t.Errorf("pushed an event of the thread whose roster failed")
+			}
+		}
+		if got := r.pusher.count(); got != 4 {
+			t.Errorf("%d pushes, want 4 (two threads, two messages each)", got)
 		}
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/threadline/threadline/shared/chat"
+	"github.com/threadline/threadline/shared/partner"
 )
 
 // In-memory fakes of the ports, shared by the package's tests.
@@ -136,12 +137,17 @@ func (f *fakeFeed) Append(_ context.Context, entries []FeedEntry) error {
 	f.appends = append(f.appends, slices.Clone(entries))
 	hook := f.hook
 	f.mu.Unlock()
-	users := make([]string, 0, len(entries))
+	// One line per event the call writes: "append <event id> <users>".
+	var ids []string
+	users := map[string][]string{}
 	for _, e := range entries {
-		users = append(users, e.UserID)
+		if _, ok := users[e.EventID]; !ok {
+			ids = append(ids, e.EventID)
+		}
+		users[e.EventID] = append(users[e.EventID], e.UserID)
 	}
-	if len(entries) > 0 {
-		f.log.add("append " + entries[0].EventID + " " + strings.Join(users, ","))
+	for _, id := range ids {
+		f.log.add("append " + id + " " + strings.Join(users[id], ","))
 	}
 	if hook != nil {
 		if err := hook(call, entries); err != nil {
@@ -201,6 +207,19 @@ func (f *fakeFeed) stored(userID string) []FeedEntry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.entries[userID])
+}
+
+// failing is a hook that fails every call writing an entry of one of the
+// events.
+func failing(errs map[string]error) func(int, []FeedEntry) error {
+	return func(_ int, es []FeedEntry) error {
+		for _, e := range es {
+			if err := errs[e.EventID]; err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 func (f *fakeFeed) appendCalls() [][]FeedEntry {
@@ -416,4 +435,18 @@ func mustDecodeCursor(t *testing.T, c string) (FeedKey, bool) {
 		t.Fatalf("decodeCursor(%q): %v", c, err)
 	}
 	return k, live
+}
+
+// fakePartners is a partner.Publisher.
+type fakePartners struct {
+	mu    sync.Mutex
+	calls [][]partner.Event
+	err   error
+}
+
+func (p *fakePartners) Publish(_ context.Context, events []partner.Event) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, slices.Clone(events))
+	return p.err
 }

@@ -190,19 +190,34 @@ func feedSK(k realtime.FeedKey) string { return fmt.Sprintf("%013d#%s", k.Pos, k
 // position and event id, so writing an entry again overwrites it.
 func (r *Realtime) Append(ctx context.Context, entries []realtime.FeedEntry) error {
 	reqs := make([]types.WriteRequest, 0, len(entries))
+	at := make(map[[2]string]int, len(entries)) // key -> index in reqs
 	for _, e := range entries {
-		req, err := putRequest(feedItem{
+		item := feedItem{
 			PK: prefixF + e.UserID, SK: feedSK(realtime.FeedKey{Pos: e.Pos, EventID: e.EventID}), Type: e.Type, ThreadID: e.ThreadID,
 			At: toMS(e.At), Seq: e.Seq, Data: e.Data, TTL: e.Expires.Unix(),
-		})
+		}
+		req, err := putRequest(item)
 		if err != nil {
 			return err
 		}
+		// A dispatcher's batch may hold the same entry twice, and DynamoDB
+		// rejects a BatchWriteItem that repeats a key: the last one wins.
+		k := [2]string{item.PK, item.SK}
+		if i, dup := at[k]; dup {
+			reqs[i] = req
+			continue
+		}
+		at[k] = len(reqs)
 		reqs = append(reqs, req)
 	}
 	s := &Store{DB: r.DB, Table: r.Feed}
-	return s.batchWrite(ctx, reqs)
+	// A stream batch's entries come in one call: its chunks go in parallel.
+	return s.batchWriteParallel(ctx, reqs, appendConcurrency)
 }
+
+// appendConcurrency is how many BatchWriteItem calls one Append has in
+// flight.
+const appendConcurrency = 8
 
 // Read returns a user's unexpired entries after a key, oldest first.
 func (r *Realtime) Read(ctx context.Context, userID string, after realtime.FeedKey, limit int) ([]realtime.FeedEntry, error) {

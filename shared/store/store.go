@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -136,11 +137,19 @@ func retryUnprocessed(ctx context.Context, op string, call func() (more bool, er
 	}
 }
 
-// batchWrite writes requests in chunks of 25, retrying unprocessed items.
+// batchWrite writes requests in chunks of 25, one after another, retrying
+// unprocessed items.
 func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
-	for start := 0; start < len(reqs); start += 25 {
-		pending := map[string][]types.WriteRequest{s.Table: reqs[start:min(start+25, len(reqs))]}
-		err := retryUnprocessed(ctx, "BatchWriteItem", func() (bool, error) {
+	return s.batchWriteParallel(ctx, reqs, 1)
+}
+
+// batchWriteParallel is batchWrite with up to limit chunks in flight. A
+// request must not repeat a key another in its chunk has (DynamoDB rejects
+// the chunk). It waits for every chunk and fails if any did.
+func (s *Store) batchWriteParallel(ctx context.Context, reqs []types.WriteRequest, limit int) error {
+	write := func(chunk []types.WriteRequest) error {
+		pending := map[string][]types.WriteRequest{s.Table: chunk}
+		return retryUnprocessed(ctx, "BatchWriteItem", func() (bool, error) {
 			out, err := s.DB.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
 			if err != nil {
 				return false, err
@@ -148,11 +157,34 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 			pending = out.UnprocessedItems
 			return len(pending[s.Table]) > 0, nil
 		})
-		if err != nil {
-			return err
-		}
 	}
-	return nil
+	if limit <= 1 || len(reqs) <= 25 {
+		for start := 0; start < len(reqs); start += 25 {
+			if err := write(reqs[start:min(start+25, len(reqs))]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for start := 0; start < len(reqs); start += 25 {
+		chunk := reqs[start:min(start+25, len(reqs))]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := write(chunk); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // batchGet reads keys in chunks of 100, retrying unprocessed keys.

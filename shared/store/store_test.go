@@ -21,6 +21,7 @@ import (
 	"github.com/threadline/threadline/shared/chat"
 	"github.com/threadline/threadline/shared/fault"
 	"github.com/threadline/threadline/shared/identity"
+	"github.com/threadline/threadline/shared/realtime"
 	"github.com/threadline/threadline/shared/store"
 )
 
@@ -420,4 +421,45 @@ func seqsOf(ms []chat.Message) []int64 {
 		out[i] = m.Seq
 	}
 	return out
+}
+
+// TestFeedAppendManyEntries: a dispatcher appends a whole stream batch at
+// once; its chunks go in parallel, unprocessed items are retried, and an
+// entry repeated in the batch does not fail the call.
+func TestFeedAppendManyEntries(t *testing.T) {
+	ctx := context.Background()
+	names, err := local.EnsureTables(ctx, client, tpl, fmt.Sprintf("s%d_", seq.Add(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flaky{DB: client}
+	r := &store.Realtime{DB: f, Connections: names["ConnectionsTable"], Feed: names["FeedTable"]}
+	now := time.UnixMilli(time.Now().UnixMilli())
+	const users, events = 30, 10
+	var entries []realtime.FeedEntry
+	for e := 0; e < events; e++ {
+		for u := 0; u < users; u++ {
+			entries = append(entries, realtime.FeedEntry{
+				UserID: fmt.Sprintf("8:acs:r_%d", u), Pos: now.UnixMilli() + int64(e), EventID: fmt.Sprintf("e%d", e),
+				Type: realtime.TypeMessageReceived, ThreadID: "t", At: now, Seq: int64(e + 1), Expires: now.Add(time.Hour),
+			})
+		}
+	}
+	entries = append([]realtime.FeedEntry{entries[3], entries[10]}, entries...) // repeats, in the same chunk as the originals
+	if err := r.Append(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	if f.unprocessed.Load() == 0 {
+		t.Fatal("the fault was never injected")
+	}
+	for u := 0; u < users; u++ {
+		got, err := r.Read(ctx, fmt.Sprintf("8:acs:r_%d", u), realtime.FeedKey{}, 100)
+		if err != nil || len(got) != events {
+			t.Fatalf("user %d: %d entries, %v; want %d", u, len(got), err, events)
+		}
+	}
+	f.throttle.Store(true)
+	if err := r.Append(ctx, entries); err == nil {
+		t.Error("a throttled append succeeded")
+	}
 }
