@@ -68,7 +68,7 @@ func (d *Dispatcher) count(ctx context.Context, name string, n int) {
 // parallel), then delivers the whole batch at once, which keeps DynamoDB
 // and EventBridge calls per batch, not per event: one feed Append of every
 // event's entries, one connection Lookup for every recipient, the pushes
-// (each connection's in order, connections in parallel), then one partner
+// (each connection's in order, connections in parallel) alongside one partner
 // Publish. It returns the index of the first change it could not deliver
 // (len(changes) when all were), so the caller reports a partial batch
 // failure from there: every change before it is in every recipient's feed
@@ -123,36 +123,55 @@ func (d *Dispatcher) Dispatch(ctx context.Context, changes []chat.Change) (int, 
 		}
 	}
 
-	// A failed feed write or lookup fails every change with an event: which
-	// entries of a failed call were written is unknown, and pushing some of a
+	// A failed feed write fails every change with an event: which entries
+	// of a failed call were written is unknown, and pushing some of a
 	// thread's events but not the ones before them would break its order.
 	// The changes before the first of them emit no event, so publishing
-	// their partner events delivers them.
-	publishBelow := len(changes)
+	// their partner events delivers them. Once the feed holds the events,
+	// the pushes and the partner publish run side by side (neither needs
+	// the other), which takes the publish off each batch's critical path.
+	firstEvent := len(changes)
 	if len(events) > 0 {
-		if err := d.deliver(ctx, events); err != nil {
-			first := slices.MinFunc(events, func(a, b *event) int { return cmp.Compare(a.change, b.change) }).change
-			fail(first, err)
-			publishBelow = first
+		firstEvent = slices.MinFunc(events, func(a, b *event) int { return cmp.Compare(a.change, b.change) }).change
+	}
+	publishBelow := len(changes)
+	var pushErr error
+	var pushed sync.WaitGroup
+	if len(events) > 0 {
+		if err := d.write(ctx, events); err != nil {
+			fail(firstEvent, err)
+			publishBelow = firstEvent
+		} else {
+			pushed.Add(1)
+			go func() {
+				defer pushed.Done()
+				pushErr = d.push(ctx, events)
+			}()
 		}
 	}
+	var publishErr error
+	firstPublished := len(changes)
 	if d.Partners != nil {
 		var evs []partner.Event
-		first := len(changes)
 		for _, i := range delivery {
 			if i >= publishBelow {
 				continue
 			}
 			if es := partner.Events(changes[i], rosters[i], d.UserLevelEvents); len(es) > 0 {
 				evs = append(evs, es...)
-				first = min(first, i)
+				firstPublished = min(firstPublished, i)
 			}
 		}
 		if len(evs) > 0 {
-			if err := d.Partners.Publish(ctx, evs); err != nil {
-				fail(first, fmt.Errorf("partner events: %w", err))
-			}
+			publishErr = d.Partners.Publish(ctx, evs)
 		}
+	}
+	pushed.Wait()
+	if pushErr != nil {
+		fail(firstEvent, pushErr)
+	}
+	if publishErr != nil {
+		fail(firstPublished, fmt.Errorf("partner events: %w", publishErr))
 	}
 	return failedAt, failure
 }
@@ -207,10 +226,11 @@ func bySequence(changes []chat.Change, idx []int, t *chat.Thread, roster []chat.
 	return out
 }
 
-// deliver appends the events to their recipients' feeds, in one call,
-// then pushes them. The feed comes first: a connection registered after
-// the lookup below resumes from a feed that already holds the events.
-func (d *Dispatcher) deliver(ctx context.Context, events []*event) error {
+// write appends the events to their recipients' feeds, in one call, and
+// gives each its cursor. It must finish before push looks up connections:
+// a connection registered after that lookup resumes from a feed that
+// already holds the events.
+func (d *Dispatcher) write(ctx context.Context, events []*event) error {
 	now := d.now()
 	for _, e := range events {
 		e.data = marshal(e.Data)
@@ -247,7 +267,7 @@ func (d *Dispatcher) deliver(ctx context.Context, events []*event) error {
 	}
 	d.count(ctx, "FeedWrites", recipients)
 	d.count(ctx, "FanoutRecipients", recipients)
-	return d.push(ctx, events)
+	return nil
 }
 
 func (d *Dispatcher) append(ctx context.Context, events []*event) error {
