@@ -64,8 +64,8 @@ fuzz: ## run every Go fuzz target longer (FUZZTIME=100000x each by default)
 soak: deps ## the reliability suite at full size: 10,000 messages to 50 clients, faults x10 (minutes)
 	THREADLINE_SOAK=1 go test -count=1 -timeout 60m -v -run 'TestLoad|TestFault' ./local
 
-bench: deps ## measure cost, latency, throughput and cold start; writes docs/benchmarks.json and .md (~15 min)
-	go run ./local/cmd/threadline-bench
+bench: deps ## measure cost, latency, throughput and cold start; writes docs/benchmarks.json and .md (~8 min; BENCH_FLAGS=-h lists options)
+	go run ./local/cmd/threadline-bench $(BENCH_FLAGS)
 
 coldstart: ## cold start of every bootstrap under the Lambda Runtime Interface Emulator (part of make bench)
 	go run ./local/cmd/threadline-coldstart

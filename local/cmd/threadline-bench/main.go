@@ -42,6 +42,7 @@ func main() {
 	flag.Float64Var(&o.ConnMinutesPerMessage, "conn-minutes", 1, "cost model: minutes each participant's WebSocket is open per message sent into the thread")
 	flag.BoolVar(&o.SkipThroughput, "skip-throughput", false, "skip the throughput runs (their previous figures are kept)")
 	flag.BoolVar(&o.SkipLatency, "skip-latency", false, "measure the cost with a few sends only, without latency figures (previous ones are kept)")
+	mdOnly := flag.Bool("md-only", false, "measure nothing: rewrite the Markdown report from the JSON one (after a change to the report's layout)")
 	quiet := flag.Bool("q", false, "no progress lines")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the stack and the clients; not DynamoDB Local) to this file")
 	flag.Parse()
@@ -61,6 +62,21 @@ func main() {
 		fail(err)
 	}
 	o.Root = root
+	if *mdOnly {
+		b, err := os.ReadFile(abs(root, *out))
+		if err != nil {
+			fail(err)
+		}
+		var rep bench.Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			fail(fmt.Errorf("%s: %w", *out, err))
+		}
+		if err := os.WriteFile(abs(root, *md), []byte(rep.Markdown()), 0o644); err != nil {
+			fail(err)
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s from %s\n", *md, *out)
+		return
+	}
 	if !*quiet {
 		o.Log = os.Stderr
 	}
