@@ -24,8 +24,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -33,7 +31,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,105 +43,6 @@ import (
 	"github.com/threadline/threadline/shared/identityapi"
 	"github.com/threadline/threadline/shared/token"
 )
-
-// fzStore is an in-memory identityapi.Storage (and token.KeySource) whose
-// keys fail as DynamoDB's do: U#<id> and KEY#<kid> partition keys over 2048
-// bytes are a ValidationException, an opaque error.
-type fzStore struct {
-	mu     sync.Mutex
-	ids    map[string]identity.Identity
-	keys   map[string]ed25519.PublicKey
-	writes int
-}
-
-var errFzValidation = errors.New("dynamodb: api error ValidationException: Hash primary key values must be under 2048 bytes, and range primary key values must be under 1024 bytes")
-
-func fzKey(pk string) error {
-	if len(pk) > 2048 {
-		return fmt.Errorf("key of %d bytes: %w", len(pk), errFzValidation)
-	}
-	return nil
-}
-
-func (m *fzStore) CreateIdentity(_ context.Context, id identity.Identity) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := fzKey("U#" + id.ID); err != nil {
-		return err
-	}
-	if _, ok := m.ids[id.ID]; ok {
-		return fmt.Errorf("fzStore: identity %s exists", id.ID)
-	}
-	m.writes++
-	m.ids[id.ID] = id
-	return nil
-}
-
-func (m *fzStore) Identity(_ context.Context, id string) (*identity.Identity, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := fzKey("U#" + id); err != nil {
-		return nil, err
-	}
-	v, ok := m.ids[id]
-	if !ok {
-		return nil, nil
-	}
-	return &v, nil
-}
-
-func (m *fzStore) RevokeTokens(_ context.Context, id string, at time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := fzKey("U#" + id); err != nil {
-		return err
-	}
-	v, ok := m.ids[id]
-	if !ok || !v.DeletedOn.IsZero() {
-		return identity.ErrNoIdentity
-	}
-	m.writes++
-	v.TokenGen++
-	v.RevokedOn = at
-	m.ids[id] = v
-	return nil
-}
-
-func (m *fzStore) DeleteIdentity(_ context.Context, id string, at time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := fzKey("U#" + id); err != nil {
-		return err
-	}
-	v, ok := m.ids[id]
-	if !ok {
-		return identity.ErrNoIdentity
-	}
-	m.writes++
-	v.TokenGen++
-	v.DeletedOn = at
-	m.ids[id] = v
-	return nil
-}
-
-func (m *fzStore) PublishKey(_ context.Context, kid string, pub ed25519.PublicKey) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := fzKey("KEY#" + kid); err != nil {
-		return err
-	}
-	m.keys[kid] = pub // a key publication is not a client's write
-	return nil
-}
-
-func (m *fzStore) PublicKey(_ context.Context, kid string) (ed25519.PublicKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := fzKey("KEY#" + kid); err != nil {
-		return nil, err
-	}
-	return m.keys[kid], nil
-}
 
 const (
 	fzResource = "11111111-2222-3333-4444-555555555555"
@@ -162,8 +60,8 @@ var (
 	fzRevoked   = "8:acs:" + fzResource + "_00000000-0000-0000-0000-000000000003"
 )
 
-func newFzAPI(t *testing.T) (*identityapi.API, *fzStore) {
-	st := &fzStore{ids: map[string]identity.Identity{}, keys: map[string]ed25519.PublicKey{}}
+func newFzAPI(t *testing.T) (*identityapi.API, *memStore) {
+	st := newMemStore()
 	st.ids[fzLive] = identity.Identity{ID: fzLive, CreatedOn: fzNow.Add(-time.Hour)}
 	st.ids[fzDeleted] = identity.Identity{ID: fzDeleted, CreatedOn: fzNow.Add(-time.Hour), TokenGen: 1, DeletedOn: fzNow.Add(-time.Minute)}
 	st.ids[fzRevoked] = identity.Identity{ID: fzRevoked, CreatedOn: fzNow.Add(-time.Hour), TokenGen: 2, RevokedOn: fzNow.Add(-time.Minute)}

@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -26,20 +28,35 @@ import (
 )
 
 // memStore is an in-memory identityapi.Storage that is also a
-// token.KeySource, so tests can verify the tokens it hands out.
+// token.KeySource, so tests can verify the tokens it hands out. Its keys
+// fail as DynamoDB's do: U#<id> and KEY#<kid> partition keys over 2048
+// bytes are a ValidationException, an opaque error.
 type memStore struct {
-	mu   sync.Mutex
-	ids  map[string]identity.Identity
-	keys map[string]ed25519.PublicKey
+	mu     sync.Mutex
+	ids    map[string]identity.Identity
+	keys   map[string]ed25519.PublicKey
+	writes int
 }
 
-func newMemStore() *memStore {
-	return &memStore{ids: map[string]identity.Identity{}, keys: map[string]ed25519.PublicKey{}}
+var errKeyTooLong = errors.New("dynamodb: api error ValidationException: Hash primary key values must be under 2048 bytes, and range primary key values must be under 1024 bytes")
+
+func checkKey(pk string) error {
+	if len(pk) > 2048 {
+		return fmt.Errorf("key of %d bytes: %w", len(pk), errKeyTooLong)
+	}
+	return nil
 }
 
 func (m *memStore) CreateIdentity(_ context.Context, id identity.Identity) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := checkKey("U#" + id.ID); err != nil {
+		return err
+	}
+	if _, ok := m.ids[id.ID]; ok {
+		return fmt.Errorf("memStore: identity %s exists", id.ID)
+	}
+	m.writes++
 	m.ids[id.ID] = id
 	return nil
 }
@@ -47,6 +64,9 @@ func (m *memStore) CreateIdentity(_ context.Context, id identity.Identity) error
 func (m *memStore) Identity(_ context.Context, id string) (*identity.Identity, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := checkKey("U#" + id); err != nil {
+		return nil, err
+	}
 	v, ok := m.ids[id]
 	if !ok {
 		return nil, nil
@@ -57,10 +77,14 @@ func (m *memStore) Identity(_ context.Context, id string) (*identity.Identity, e
 func (m *memStore) RevokeTokens(_ context.Context, id string, at time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := checkKey("U#" + id); err != nil {
+		return err
+	}
 	v, ok := m.ids[id]
 	if !ok || !v.DeletedOn.IsZero() {
 		return identity.ErrNoIdentity
 	}
+	m.writes++
 	v.TokenGen++
 	v.RevokedOn = at
 	m.ids[id] = v
@@ -70,10 +94,14 @@ func (m *memStore) RevokeTokens(_ context.Context, id string, at time.Time) erro
 func (m *memStore) DeleteIdentity(_ context.Context, id string, at time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := checkKey("U#" + id); err != nil {
+		return err
+	}
 	v, ok := m.ids[id]
 	if !ok {
 		return identity.ErrNoIdentity
 	}
+	m.writes++
 	v.TokenGen++
 	v.DeletedOn = at
 	m.ids[id] = v
@@ -83,14 +111,24 @@ func (m *memStore) DeleteIdentity(_ context.Context, id string, at time.Time) er
 func (m *memStore) PublishKey(_ context.Context, kid string, pub ed25519.PublicKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.keys[kid] = pub
+	if err := checkKey("KEY#" + kid); err != nil {
+		return err
+	}
+	m.keys[kid] = pub // a key publication is not a client's write
 	return nil
 }
 
 func (m *memStore) PublicKey(_ context.Context, kid string) (ed25519.PublicKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := checkKey("KEY#" + kid); err != nil {
+		return nil, err
+	}
 	return m.keys[kid], nil
+}
+
+func newMemStore() *memStore {
+	return &memStore{ids: map[string]identity.Identity{}, keys: map[string]ed25519.PublicKey{}}
 }
 
 const (
