@@ -38,6 +38,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/threadline/threadline/shared/apigw"
+	"github.com/threadline/threadline/shared/apigw/apigwtest"
 	"github.com/threadline/threadline/shared/chat"
 	"github.com/threadline/threadline/shared/chatapi"
 	"github.com/threadline/threadline/shared/realtime"
@@ -342,7 +343,7 @@ func fzRun(t *testing.T, op fzOp, in fzInput) {
 			fzFollow(t, op, w, in, resp)
 		}
 	case s >= 400 && s < 500:
-		fzCheckError(t, resp)
+		apigwtest.RequireACSError(t, resp)
 		if writes != 0 {
 			t.Errorf("a refused request (%d %s) made %d writes", s, resp.Body, writes)
 		}
@@ -399,36 +400,6 @@ func fzCheckSuccess(t *testing.T, op fzOp, resp events.APIGatewayV2HTTPResponse)
 	}
 	if op.check != nil {
 		op.check(t, resp)
-	}
-}
-
-// fzCheckError checks a refusal is an ACS CommunicationErrorResponse.
-func fzCheckError(t *testing.T, resp events.APIGatewayV2HTTPResponse) {
-	t.Helper()
-	if ct := resp.Headers["Content-Type"]; !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("Content-Type = %q; want application/json", ct)
-	}
-	var e struct {
-		Error *struct {
-			Code       string `json:"code"`
-			Message    string `json:"message"`
-			InnerError *struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"innererror"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal([]byte(resp.Body), &e); err != nil || e.Error == nil {
-		t.Fatalf("%d body is not an ACS error: %q (%v)", resp.StatusCode, resp.Body, err)
-	}
-	if e.Error.Code == "" || e.Error.Message == "" {
-		t.Errorf("%d error without code or message: %s", resp.StatusCode, resp.Body)
-	}
-	if ie := e.Error.InnerError; ie != nil && (ie.Code == "" || ie.Message == "") {
-		t.Errorf("innererror without code or message: %s", resp.Body)
-	}
-	if resp.StatusCode == 401 && resp.Headers["WWW-Authenticate"] == "" {
-		t.Errorf("401 without WWW-Authenticate")
 	}
 }
 

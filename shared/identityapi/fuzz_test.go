@@ -38,6 +38,7 @@ import (
 
 	"github.com/threadline/threadline/shared/acs"
 	"github.com/threadline/threadline/shared/apigw"
+	"github.com/threadline/threadline/shared/apigw/apigwtest"
 	"github.com/threadline/threadline/shared/hmacauth"
 	"github.com/threadline/threadline/shared/identity"
 	"github.com/threadline/threadline/shared/identityapi"
@@ -187,7 +188,7 @@ func fzRun(t *testing.T, op fzOp, sign uint8, query, id, body string, bodyMode u
 		}
 		fzCheckSuccess(t, op, resp, keys)
 	case s >= 400 && s < 500:
-		fzCheckError(t, resp)
+		apigwtest.RequireACSError(t, resp)
 		if writes != 0 {
 			t.Errorf("a refused request (%d %s) made %d writes", s, resp.Body, writes)
 		}
@@ -247,29 +248,6 @@ func fzCheckSuccess(t *testing.T, op fzOp, resp events.APIGatewayV2HTTPResponse,
 	}
 	if out.Identity != nil && !fzIDRe.MatchString(out.Identity.ID) {
 		t.Errorf("identity id %q", out.Identity.ID)
-	}
-}
-
-func fzCheckError(t *testing.T, resp events.APIGatewayV2HTTPResponse) {
-	t.Helper()
-	if ct := resp.Headers["Content-Type"]; !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("Content-Type = %q", ct)
-	}
-	var e struct {
-		Error *struct {
-			Code       string `json:"code"`
-			Message    string `json:"message"`
-			InnerError *struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"innererror"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal([]byte(resp.Body), &e); err != nil || e.Error == nil || e.Error.Code == "" || e.Error.Message == "" {
-		t.Fatalf("%d body is not an ACS error: %q (%v)", resp.StatusCode, resp.Body, err)
-	}
-	if ie := e.Error.InnerError; ie != nil && (ie.Code == "" || ie.Message == "") {
-		t.Errorf("innererror without code or message: %s", resp.Body)
 	}
 }
 
