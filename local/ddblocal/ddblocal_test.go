@@ -332,28 +332,31 @@ func parseProcAddr(s string) (*net.TCPAddr, error) {
 }
 
 func TestParseProcAddr(t *testing.T) {
-	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
-		t.Skip("expected values below are for little-endian hosts")
-	}
+	// /proc prints each 32-bit word of the address in host byte order.
+	little := binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 	tests := []struct {
-		in       string
-		want     string
-		loopback bool
+		little, big string // the same address as each kind of host prints it
+		want        string
+		loopback    bool
 	}{
-		{"0100007F:1F40", "127.0.0.1:8000", true},
-		{"00000000:0050", "0.0.0.0:80", false},
-		{"00000000000000000000000001000000:1F40", "[::1]:8000", true},
-		{"00000000000000000000000000000000:1F40", "[::]:8000", false},
-		{"0000000000000000FFFF00000100007F:0016", "127.0.0.1:22", true},
+		{"0100007F:1F40", "7F000001:1F40", "127.0.0.1:8000", true},
+		{"00000000:0050", "00000000:0050", "0.0.0.0:80", false},
+		{"00000000000000000000000001000000:1F40", "00000000000000000000000000000001:1F40", "[::1]:8000", true},
+		{"00000000000000000000000000000000:1F40", "00000000000000000000000000000000:1F40", "[::]:8000", false},
+		{"0000000000000000FFFF00000100007F:0016", "00000000000000000000FFFF7F000001:0016", "127.0.0.1:22", true},
 	}
 	for _, tc := range tests {
-		got, err := parseProcAddr(tc.in)
+		in := tc.big
+		if little {
+			in = tc.little
+		}
+		got, err := parseProcAddr(in)
 		if err != nil {
-			t.Errorf("parseProcAddr(%q): %v", tc.in, err)
+			t.Errorf("parseProcAddr(%q): %v", in, err)
 			continue
 		}
 		if got.String() != tc.want || got.IP.IsLoopback() != tc.loopback {
-			t.Errorf("parseProcAddr(%q) = %s (loopback %v), want %s (loopback %v)", tc.in, got, got.IP.IsLoopback(), tc.want, tc.loopback)
+			t.Errorf("parseProcAddr(%q) = %s (loopback %v), want %s (loopback %v)", in, got, got.IP.IsLoopback(), tc.want, tc.loopback)
 		}
 	}
 }

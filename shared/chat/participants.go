@@ -144,13 +144,13 @@ func (s *Service) AddParticipants(ctx context.Context, caller Caller, threadID s
 				current[p.UserID] = true
 			}
 		}
-		var todo []string
+		var toAdd []string
 		for _, id := range order {
 			if exists[id] && !current[id] {
-				todo = append(todo, id)
+				toAdd = append(toAdd, id)
 			}
 		}
-		if len(todo) == 0 {
+		if len(toAdd) == 0 {
 			if !counted {
 				// Nothing to write: counted in memory instead.
 				if err := s.throttle(caller, threadID, rateParticipants); err != nil {
@@ -159,9 +159,9 @@ func (s *Service) AddParticipants(ctx context.Context, caller Caller, threadID s
 			}
 			return invalid, nil
 		}
-		if n := len(current) + len(todo); n > MaxParticipantsPerThread {
+		if n := len(current) + len(toAdd); n > MaxParticipantsPerThread {
 			return nil, fault.Invalid("TooManyParticipants", "participants",
-				"A thread holds at most %d participants; it has %d and this request would add %d.", MaxParticipantsPerThread, len(current), len(todo))
+				"A thread holds at most %d participants; it has %d and this request would add %d.", MaxParticipantsPerThread, len(current), len(toAdd))
 		}
 		now := s.now()
 		seq, err := s.systemSeq(ctx, threadID, now, counted)
@@ -170,7 +170,7 @@ func (s *Service) AddParticipants(ctx context.Context, caller Caller, threadID s
 		}
 		counted = true
 		var add []Participant
-		for _, id := range todo[:min(len(todo), rosterChunk)] {
+		for _, id := range toAdd[:min(len(toAdd), rosterChunk)] {
 			p := byID[id]
 			add = append(add, Participant{UserID: id, DisplayName: p.DisplayName, ShareHistoryTime: p.ShareHistoryTime, Metadata: p.Metadata, JoinedOn: now, JoinedSeq: seq})
 		}
